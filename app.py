@@ -1,0 +1,118 @@
+"""The front door: the app factory, the bearer check and the two job routes."""
+
+import hmac
+import json
+import logging
+import os
+import uuid
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+import credits
+from credits import config, db, jobs
+
+logger = logging.getLogger("credits")
+
+JOB_ROUTES = "/api/jobs/"
+
+
+def create_app(test_config=None):
+    """Create the service: settings from the environment, then test overrides."""
+    credits.configure_logging()
+    settings = config.Settings.from_mapping({**os.environ, **(test_config or {})})
+    secret = config.cron_secret(settings)  # before anything else: no secret, no service
+    if settings.embedded and settings.cron_secret is None:
+        logger.info(
+            "No CRON_SECRET set: using the local secret in %s. Try:\n"
+            "  curl -H \"Authorization: Bearer $(cat %s)\" "
+            "http://127.0.0.1:8000/api/jobs/credits/grant",
+            settings.local_secret_file, settings.local_secret_file,
+        )
+    expected_header = f"Bearer {secret}".encode()
+    pool = db.open_pool(settings)
+
+    app = Flask(__name__)
+    app.json.sort_keys = False  # keep the documented order of the response fields
+    app.extensions["credits"] = {"settings": settings, "pool": pool}
+
+    @app.before_request
+    def require_cron_secret():
+        if request.path.startswith(JOB_ROUTES) and not _authorized(expected_header):
+            return jsonify(error="Unauthorized"), 401
+        g.job_id = uuid.uuid4()
+
+    @app.route("/api/jobs/credits/grant", methods=["GET", "POST"])
+    def grant():
+        args = _job_args({"date", "dryRun"})
+        run = jobs.grant(
+            pool,
+            settings,
+            run_date=jobs.parse_run_date(args.get("date")),
+            job_id=g.job_id,
+            dry_run=_flag(args, "dryRun"),
+        )
+        return jsonify(run.response())
+
+    @app.route("/api/jobs/credits/expire", methods=["GET", "POST"])
+    def expire():
+        _job_args(set())
+        return jsonify(jobs.expire(pool, job_id=g.job_id).response())
+
+    @app.errorhandler(jobs.InvalidParameter)
+    def invalid_parameter(exc):
+        return jsonify(success=False, error=str(exc)), 400
+
+    @app.errorhandler(jobs.JobAlreadyRunning)
+    def job_already_running(exc):
+        return jsonify(success=False, jobId=str(g.job_id), error=str(exc)), 409
+
+    @app.errorhandler(db.DatabaseUnavailable)
+    def database_unavailable(exc):
+        return jsonify(success=False, jobId=str(g.job_id), error="database unavailable"), 503
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        response = exc.get_response()  # keeps headers such as Allow on a 405
+        response.data = json.dumps({"error": exc.name})
+        response.content_type = "application/json"
+        return response
+
+    @app.errorhandler(Exception)
+    def internal_error(exc):
+        logger.exception("Unhandled error on %s %s", request.method, request.path)
+        return jsonify(success=False, jobId=str(g.get("job_id", "")), error="internal error"), 500
+
+    return app
+
+
+def _authorized(expected_header):
+    """True when the Authorization header is exactly `Bearer <CRON_SECRET>` (constant time)."""
+    header = request.headers.get("Authorization", "")
+    try:
+        received = header.encode("latin-1")  # the bytes on the wire, as WSGI decoded them
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(received, expected_header)
+
+
+def _job_args(allowed):
+    """The query parameters, refusing any the route does not take (a typo must not run a job)."""
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        raise jobs.InvalidParameter(
+            f"unknown parameter(s) {', '.join(unknown)}; this route takes "
+            f"{', '.join(sorted(allowed)) or 'none'}"
+        )
+    repeated = sorted(name for name in request.args if len(request.args.getlist(name)) > 1)
+    if repeated:
+        raise jobs.InvalidParameter(f"parameter(s) given more than once: {', '.join(repeated)}")
+    return request.args
+
+
+def _flag(args, name):
+    """A true/false query parameter; absent means false."""
+    value = args.get(name, "false")
+    if value not in ("true", "false"):
+        raise jobs.InvalidParameter(f"{name} must be true or false, got {value!r}")
+    return value == "true"

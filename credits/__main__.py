@@ -1,0 +1,3 @@
+from credits.cli import cli
+
+cli(prog_name="python -m credits")

@@ -1,0 +1,152 @@
+"""The operators' command line: `python -m credits COMMAND`."""
+
+import functools
+import json
+import os
+from datetime import timezone
+
+import click
+from dotenv import load_dotenv
+
+import credits
+from credits import config, db, jobs, ledger, plans
+
+
+class Context:
+    """Settings and a pool opened on first use, closed when the command ends."""
+
+    def __init__(self):
+        self.settings = config.Settings.from_mapping(os.environ)
+        self._pool = None
+
+    @property
+    def pool(self):
+        if self._pool is None:
+            self._pool = db.open_pool(self.settings, max_size=1)
+        return self._pool
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.close()
+
+
+@click.group()
+@click.pass_context
+def cli(ctx):
+    """Credits: grant, expire and spend credit batches on PostgreSQL.
+
+    Reads DATABASE_URL (and the other settings) from the environment or a .env file;
+    without DATABASE_URL it uses the embedded PostgreSQL under CREDITS_DATA_DIR.
+    """
+    load_dotenv()
+    credits.configure_logging()
+    try:
+        context = Context()
+    except config.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    ctx.obj = context
+    ctx.call_on_close(context.close)
+
+
+def _fail_on(*errors):
+    """Turn the given domain errors into a clean `Error: ...` and exit status 1."""
+
+    def decorate(command):
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            try:
+                return command(*args, **kwargs)
+            except errors as exc:
+                raise click.ClickException(str(exc) or type(exc).__name__) from None
+            except db.DatabaseUnavailable as exc:
+                raise click.ClickException(f"database unavailable: {exc}") from None
+
+        return wrapper
+
+    return decorate
+
+
+@cli.command("init-db")
+@click.pass_obj
+@_fail_on()
+def init_db(obj):
+    """Create or update the credits schema (safe to run again)."""
+    obj.pool  # opening the pool applies sql/schema.sql
+    click.echo("Schema credits is up to date.")
+
+
+@cli.command("load-plans")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.pass_obj
+@_fail_on(plans.PlanFileError)
+def load_plans(obj, path):
+    """Create or update the plans in a TOML file (see plans.example.toml)."""
+    loaded = plans.load_plans(obj.pool, path)
+    for plan in loaded:
+        validity = f"{plan['validity_days']} days" if plan["validity_days"] else "never expire"
+        click.echo(f"{plan['plan_id']}: {plan['monthly_credits']} credits a month, {validity}")
+    click.echo(f"Loaded {len(loaded)} plan(s).")
+
+
+@cli.command()
+@click.option("--date", "run_date", metavar="YYYY-MM-DD", help="Run date (default: today, UTC).")
+@click.option("--dry-run", is_flag=True, help="Count what would be granted; write nothing.")
+@click.pass_obj
+@_fail_on(jobs.InvalidParameter, jobs.JobAlreadyRunning)
+def grant(obj, run_date, dry_run):
+    """Grant the month's credits to every subscription due by the run date."""
+    run = jobs.grant(obj.pool, obj.settings, jobs.parse_run_date(run_date), dry_run=dry_run)
+    click.echo(json.dumps(run.response()))
+
+
+@cli.command()
+@click.pass_obj
+@_fail_on(jobs.JobAlreadyRunning)
+def expire(obj):
+    """Expire every batch past its date and write its remaining credits off."""
+    click.echo(json.dumps(jobs.expire(obj.pool).response()))
+
+
+@cli.command()
+@click.argument("user_id")
+@click.argument("amount", type=click.IntRange(min=1))
+@click.option("--reference", "reference_id", required=True,
+              help="Your idempotency key for this spend: a retry with it spends nothing more.")
+@click.pass_obj
+@_fail_on(ledger.ConsumeError)
+def consume(obj, user_id, amount, reference_id):
+    """Spend AMOUNT credits of USER_ID, soonest-expiring batch first."""
+    spent = ledger.consume(obj.pool, user_id, amount, reference_id)
+    note = " (already spent earlier with this reference)" if spent.replayed else ""
+    click.echo(f"Spent {spent.amount} credits of {user_id}{note}. Balance: {spent.balance}")
+
+
+@cli.command()
+@click.argument("user_id")
+@click.pass_obj
+@_fail_on()
+def balance(obj, user_id):
+    """Show USER_ID's balance and active batches, in spending order."""
+    total, batches = ledger.balance(obj.pool, user_id)
+    click.echo(f"{user_id}: {total} credits")
+    for b in batches:
+        expires = b["expires_at"].astimezone(timezone.utc).isoformat() if b["expires_at"] else "never"
+        click.echo(f"  batch {b['id']}: {b['remaining']}/{b['amount']} left, expires {expires}"
+                   f"  ({b['reference_id']})")
+
+
+@cli.command()
+@click.pass_obj
+@_fail_on()
+def verify(obj):
+    """Check balance = ledger total = active remaining for every user; exit 1 if not."""
+    rows, count = ledger.find_invariant_violations(obj.pool)
+    if not count:
+        click.echo("OK: every balance matches its ledger and its active batches.")
+        return
+    for r in rows:
+        click.echo(f"{r['user_id']}: balance {r['balance']}, ledger {r['ledger_total']}, "
+                   f"active batches {r['active_remaining']}", err=True)
+    more = f" (first {len(rows)} shown)" if count > len(rows) else ""
+    raise click.ClickException(f"{count} user(s) do not add up{more}.")
+

