@@ -1,0 +1,284 @@
+"""Overlapping runs, parallel spending, a run that fails half-way, a database that goes away."""
+
+import random
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from app import create_app
+from credits import config, db, jobs, ledger
+
+from .conftest import SECRET
+
+GRANT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('credits.job.grant', 0))"
+
+
+def run_together(n, task):
+    """Run task(i) in n threads released at the same moment; return results or exceptions."""
+    barrier = threading.Barrier(n)
+
+    def start(i):
+        barrier.wait()
+        try:
+            return task(i)
+        except Exception as exc:  # the caller asserts on what each thread got
+            return exc
+
+    with ThreadPoolExecutor(n) as executor:
+        return list(executor.map(start, range(n)))
+
+
+def seed_subscriptions(sql_run, count, plan="pro", started_at="2026-01-10"):
+    sql_run(
+        "INSERT INTO credits.subscriptions "
+        "SELECT 'sub-' || i, 'user-' || i, %s, 'active', %s::timestamptz, NULL "
+        "FROM generate_series(1, %s) AS i",
+        (plan, started_at, count),
+    )
+
+
+def test_overlapping_grant_runs_grant_each_subscription_once(pool, settings, sql_run, add_plan):
+    add_plan("pro", 10, 30)
+    seed_subscriptions(sql_run, 5000)
+    run_date = jobs.parse_run_date("2026-03-15")
+
+    outcomes = run_together(6, lambda i: jobs.grant(pool, settings, run_date))
+
+    runs = [o for o in outcomes if isinstance(o, jobs.JobRun)]
+    refused = [o for o in outcomes if isinstance(o, jobs.JobAlreadyRunning)]
+    assert len(runs) + len(refused) == 6, outcomes
+    assert sum(r.results["successful"] for r in runs) == 5000
+    for r in runs:
+        assert r.results["processed"] == 5000
+        assert r.results["successful"] + r.results["skipped"] == 5000
+    totals = sql_run(
+        "SELECT count(*) AS batches, count(DISTINCT reference_id) AS refs FROM credits.batches"
+    )[0]
+    assert totals == {"batches": 5000, "refs": 5000}
+    assert sql_run("SELECT sum(balance) AS s FROM credits.balances")[0]["s"] == 50000
+
+
+def test_uniqueness_alone_stops_a_double_grant_without_the_job_lock(
+    database_url, sql_run, add_plan
+):
+    """Two grant statements racing outside the lock: the second waits, then inserts nothing."""
+    add_plan("pro", 10, 30)
+    seed_subscriptions(sql_run, 200)
+    params = {
+        "run_date": jobs.parse_run_date("2026-03-15"),
+        "eligible_statuses": ["active"],
+        "job_id": uuid.uuid4(),
+    }
+    statement = db.queries["grant_due_subscriptions"]
+    with psycopg.connect(database_url, row_factory=psycopg.rows.dict_row) as first:
+        assert first.execute(statement, params).fetchone()["successful"] == 200
+        second_result = {}
+
+        def second():
+            with psycopg.connect(database_url, row_factory=psycopg.rows.dict_row) as conn:
+                second_result.update(conn.execute(statement, params).fetchone())
+
+        racer = threading.Thread(target=second)
+        racer.start()
+        racer.join(timeout=1)
+        assert racer.is_alive(), "the second grant should wait on the first one's batches"
+        first.commit()
+        racer.join(timeout=10)
+    assert second_result["successful"] == 0
+    assert second_result["skipped"] == 200
+    assert sql_run("SELECT count(*) AS n FROM credits.batches")[0]["n"] == 200
+
+
+def test_grant_while_another_run_holds_the_lock_answers_409(
+    client, auth, database_url, sql_run, add_plan, subscribe
+):
+    add_plan("pro", 100, 30)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    with psycopg.connect(database_url) as holder:
+        holder.execute(GRANT_LOCK)
+        response = client.get("/api/jobs/credits/grant?date=2026-03-15", headers=auth)
+        assert response.status_code == 409
+        body = response.get_json()
+        assert body["success"] is False and body["error"] == "a grant run is already in progress"
+        # The other job has its own lock.
+        assert client.get("/api/jobs/credits/expire", headers=auth).status_code == 200
+    [run] = sql_run("SELECT * FROM credits.job_runs WHERE job = 'grant'")
+    assert (str(run["id"]), run["status"]) == (body["jobId"], "failed")
+    assert "already in progress" in run["error"]
+    assert sql_run("SELECT count(*) AS n FROM credits.batches")[0]["n"] == 0
+    response = client.get("/api/jobs/credits/grant?date=2026-03-15", headers=auth)
+    assert response.get_json()["results"]["successful"] == 1
+
+
+def test_parallel_spending_never_goes_below_zero(pool, settings, sql_run, add_plan, subscribe):
+    add_plan("pro", 150, 36500)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+
+    outcomes = run_together(8, lambda i: ledger.consume(pool, "alice", 30, f"order-{i}"))
+
+    spent = [o for o in outcomes if isinstance(o, ledger.Consumption)]
+    refused = [o for o in outcomes if isinstance(o, ledger.InsufficientCredits)]
+    assert (len(spent), len(refused)) == (5, 3), outcomes
+    assert ledger.balance(pool, "alice")[0] == 0
+
+
+def test_parallel_retries_of_one_spend_spend_once(pool, settings, sql_run, add_plan, subscribe):
+    add_plan("pro", 150, 36500)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+
+    outcomes = run_together(6, lambda i: ledger.consume(pool, "alice", 40, "order-1"))
+
+    assert all(isinstance(o, ledger.Consumption) for o in outcomes), outcomes
+    assert sorted(o.replayed for o in outcomes) == [False] + [True] * 5
+    assert ledger.balance(pool, "alice")[0] == 110
+
+
+def test_grant_expire_and_spending_together_keep_every_balance_right(
+    pool, settings, sql_run, add_plan
+):
+    add_plan("pro", 100, 30)  # February's and March's batches are past their date
+    add_plan("keeps", 40, 36500)
+    seed_subscriptions(sql_run, 300)
+    sql_run(
+        "INSERT INTO credits.subscriptions SELECT 'keep-' || i, 'user-' || i, 'keeps', 'active', "
+        "'2026-01-10', NULL FROM generate_series(1, 300) AS i"
+    )
+    for day in ("2026-02-15", "2026-03-15"):
+        jobs.grant(pool, settings, jobs.parse_run_date(day))
+    rng = random.Random(7)
+    spends = [(f"user-{rng.randint(1, 300)}", rng.randint(1, 30)) for _ in range(240)]
+
+    def task(i):
+        if i == 0:
+            return jobs.expire(pool)
+        if i == 1:
+            return jobs.grant(pool, settings, jobs.parse_run_date("2026-04-15"))
+        results = []
+        for n, (user, amount) in enumerate(spends[i - 2 :: 6]):
+            try:
+                results.append(ledger.consume(pool, user, amount, f"spend-{i}-{n}"))
+            except ledger.InsufficientCredits as exc:
+                results.append(exc)
+        return results
+
+    outcomes = run_together(8, task)
+
+    assert isinstance(outcomes[0], jobs.JobRun), outcomes[0]
+    assert isinstance(outcomes[1], jobs.JobRun), outcomes[1]
+    for spender in outcomes[2:]:
+        assert isinstance(spender, list), spender
+    assert sql_run("SELECT min(balance) AS m FROM credits.balances")[0]["m"] >= 0
+    # Nothing past its date is left active, and no batch was expired twice.
+    assert sql_run(
+        "SELECT count(*) AS n FROM credits.batches WHERE status = 'active' AND expires_at < %s",
+        (datetime(2026, 4, 1, tzinfo=timezone.utc),),
+    )[0]["n"] == 0
+    assert sql_run(
+        "SELECT count(*) AS n FROM (SELECT batch_id FROM credits.transactions "
+        "WHERE type = 'expire' GROUP BY batch_id HAVING count(*) > 1) AS twice"
+    )[0]["n"] == 0
+
+
+def test_failed_run_rolls_back_whole_and_says_why(client, auth, sql_run, add_plan, subscribe):
+    add_plan("pro", 100, 30)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    subscribe("s2", "mallory", "pro", "2026-01-10")
+    subscribe("s3", "zoe", "pro", "2026-01-10")
+    sql_run("""
+        CREATE FUNCTION credits.refuse_mallory() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.user_id = 'mallory' THEN RAISE EXCEPTION 'ledger refused mallory'; END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_mallory BEFORE INSERT ON credits.transactions
+            FOR EACH ROW EXECUTE FUNCTION credits.refuse_mallory();
+    """)
+
+    response = client.get("/api/jobs/credits/grant?date=2026-03-15", headers=auth)
+
+    assert response.status_code == 500
+    body = response.get_json()
+    assert body == {"success": False, "jobId": body["jobId"], "error": "internal error"}
+    assert "Traceback" not in response.get_data(as_text=True)
+    for table in ("batches", "transactions", "balances"):
+        assert sql_run(f"SELECT count(*) AS n FROM credits.{table}")[0]["n"] == 0, table
+    [run] = sql_run("SELECT * FROM credits.job_runs")
+    assert (str(run["id"]), run["status"]) == (body["jobId"], "failed")
+    assert "ledger refused mallory" in run["error"] and run["results"] is None
+
+    sql_run("DROP TRIGGER refuse_mallory ON credits.transactions")
+    response = client.get("/api/jobs/credits/grant?date=2026-03-15", headers=auth)
+    assert response.get_json()["results"]["successful"] == 3
+
+
+def _set_connections(server_url, database_url, allowed):
+    name = conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
+                sql.Identifier(name), sql.Literal(allowed)
+            )
+        )
+        if not allowed:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+            )
+
+
+@pytest.mark.parametrize("route", ["/api/jobs/credits/grant", "/api/jobs/credits/expire"])
+def test_database_down_answers_503_and_the_service_recovers(
+    client, auth, server_url, database_url, route
+):
+    assert client.get(route, headers=auth).status_code == 200
+    _set_connections(server_url, database_url, False)
+    try:
+        response = client.get(route, headers=auth)
+    finally:
+        _set_connections(server_url, database_url, True)
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body == {"success": False, "jobId": body["jobId"], "error": "database unavailable"}
+    uuid.UUID(body["jobId"])
+    # The pool reconnects with backoff: the service answers again within seconds.
+    deadline = time.monotonic() + 30
+    while client.get(route, headers=auth).status_code != 200:
+        assert time.monotonic() < deadline, "the service did not recover"
+
+
+def test_service_with_an_unreachable_database_refuses_to_start():
+    unreachable = "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"
+    with pytest.raises(db.DatabaseUnavailable):
+        create_app({"DATABASE_URL": unreachable, "CRON_SECRET": SECRET, "CREDITS_DB_TIMEOUT": "1"})
+
+
+def test_schema_applies_again_and_from_several_workers_at_once(server_url):
+    name = f"credits_empty_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_conninfo(server_url, dbname=name)
+    settings = config.Settings.from_mapping({"DATABASE_URL": url})
+    try:
+        outcomes = run_together(4, lambda i: db.open_pool(settings, max_size=1))
+        for pool in outcomes:
+            assert not isinstance(pool, Exception), pool
+            pool.close()
+        db.open_pool(settings, max_size=1).close()  # and once more, on the finished schema
+        with psycopg.connect(url) as conn:
+            tables = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'credits' ORDER BY 1"
+            ).fetchall()
+        assert [t[0] for t in tables] == [
+            "balances", "batches", "job_runs", "plans", "subscriptions", "transactions",
+        ]
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
