@@ -1,0 +1,156 @@
+"""The operators' commands: plans from TOML, grant, expire, consume, balance, verify."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from credits.cli import cli
+
+EXAMPLE_PLANS = Path(__file__).resolve().parent.parent / "plans.example.toml"
+
+
+@pytest.fixture
+def run_cli(database_url):
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(cli, list(args), env={"DATABASE_URL": database_url})
+
+    return run
+
+
+def plans(sql_run):
+    return {p["plan_id"]: (p["monthly_credits"], p["validity_days"])
+            for p in sql_run("SELECT * FROM credits.plans")}
+
+
+def test_load_plans_from_the_example_file(run_cli, sql_run):
+    result = run_cli("load-plans", str(EXAMPLE_PLANS))
+    assert result.exit_code == 0, result.output
+    assert "Loaded 3 plan(s)." in result.output
+    assert plans(sql_run) == {
+        "starter": (100, 30), "pro": (1000, 60), "enterprise": (10000, None),
+    }
+
+
+def test_load_plans_updates_and_keeps_plans_not_in_the_file(run_cli, sql_run, add_plan, tmp_path):
+    add_plan("legacy", 5, 10)
+    add_plan("pro", 1, 1)
+    path = tmp_path / "plans.toml"
+    path.write_text("[plans.pro]\nmonthly_credits = 2000\n")
+    assert run_cli("load-plans", str(path)).exit_code == 0
+    assert plans(sql_run) == {"legacy": (5, 10), "pro": (2000, None)}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[plans.pro]\nmonthly_credits = 0\n", "monthly_credits must be a whole number above 0"),
+        ("[plans.pro]\nmonthly_credits = -3\n", "above 0"),
+        ("[plans.pro]\nmonthly_credits = 1.5\n", "whole number"),
+        ("[plans.pro]\nmonthly_credits = '100'\n", "whole number"),
+        ("[plans.pro]\nmonthly_credits = true\n", "whole number"),
+        ("[plans.pro]\nmonthly_credits = 99999999999\n", "whole number"),
+        ("[plans.pro]\nmonthly_credits = 10\nvalidity_days = 0\n", "validity_days"),
+        ("[plans.pro]\nvalidity_days = 30\n", "monthly_credits is required"),
+        ("[plans.pro]\nmonthly_credits = 10\nvalidity = 30\n", "unknown field(s) ['validity']"),
+        ("[plan.pro]\nmonthly_credits = 10\n", "unknown top-level key(s) ['plan']"),
+        ("", "defines no plans"),
+        ("[plans\nmonthly_credits = ", "not valid TOML"),
+        ("plans = 3\n", "defines no plans"),
+        ("[plans]\npro = 3\n", "must be a table"),
+    ],
+)
+def test_bad_plans_file_is_refused_whole(run_cli, sql_run, tmp_path, text, message):
+    path = tmp_path / "plans.toml"
+    path.write_text("[plans.good]\nmonthly_credits = 10\n\n" + text if text.startswith("[plans.") else text)
+    result = run_cli("load-plans", str(path))
+    assert result.exit_code == 1
+    assert message in result.output
+    assert plans(sql_run) == {}
+
+
+def test_missing_plans_file_is_a_clear_error(run_cli, tmp_path):
+    result = run_cli("load-plans", str(tmp_path / "nope.toml"))
+    assert result.exit_code == 1
+    assert "cannot read" in result.output and "Traceback" not in result.output
+
+
+def test_cli_grant_expire_consume_balance_and_verify(run_cli, add_plan, subscribe):
+    add_plan("pro", 100, 36500)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+
+    dry = run_cli("grant", "--date", "2026-03-15", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    body = json.loads(dry.output.strip().splitlines()[-1])
+    assert body["dryRun"] is True and body["results"]["successful"] == 1
+
+    result = run_cli("grant", "--date", "2026-03-15")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output.strip().splitlines()[-1])
+    assert body["date"] == "2026-03-15"
+    assert body["results"] == {"processed": 1, "successful": 1, "skipped": 0, "failed": 0}
+
+    result = run_cli("consume", "alice", "30", "--reference", "order-1")
+    assert result.exit_code == 0, result.output
+    assert "Spent 30 credits of alice. Balance: 70" in result.output
+    result = run_cli("consume", "alice", "30", "--reference", "order-1")
+    assert "already spent earlier with this reference" in result.output
+
+    result = run_cli("consume", "alice", "71", "--reference", "order-2")
+    assert result.exit_code == 1
+    assert "Error: user 'alice' has 70 spendable credits, 71 asked for" in result.output
+
+    result = run_cli("balance", "alice")
+    assert result.exit_code == 0
+    assert "alice: 70 credits" in result.output and "70/100 left" in result.output
+
+    result = run_cli("expire")
+    assert result.exit_code == 0
+    assert json.loads(result.output.strip().splitlines()[-1])["results"]["processedBatches"] == 0
+
+    result = run_cli("verify")
+    assert result.exit_code == 0 and result.output.startswith("OK")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["grant", "--date", "2026-02-30"], "not a calendar date"),
+        (["grant", "--date", "2999-01-01"], "in the future"),
+        (["consume", "alice", "0", "--reference", "r"], "0 is not in the range x>=1"),
+        (["consume", "alice", "5"], "Missing option '--reference'"),
+    ],
+)
+def test_cli_bad_input_is_a_clear_error(run_cli, sql_run, args, message):
+    result = run_cli(*args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert sql_run("SELECT count(*) AS n FROM credits.job_runs")[0]["n"] == 0
+
+
+@pytest.mark.breaks_invariant
+def test_verify_names_the_users_whose_balance_does_not_add_up(run_cli, sql_run, add_plan, subscribe):
+    add_plan("pro", 100, 36500)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    subscribe("s2", "bob", "pro", "2026-01-10")
+    assert run_cli("grant", "--date", "2026-03-15").exit_code == 0
+    sql_run("UPDATE credits.balances SET balance = 90 WHERE user_id = 'bob'")
+
+    result = run_cli("verify")
+
+    assert result.exit_code == 1
+    assert "bob: balance 90, ledger 100, active batches 100" in result.output
+    assert "alice" not in result.output
+    assert "1 user(s) do not add up" in result.output
+
+
+def test_cli_without_a_reachable_database_is_a_clear_error():
+    result = CliRunner().invoke(
+        cli, ["balance", "alice"],
+        env={"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none", "CREDITS_DB_TIMEOUT": "1"},
+    )
+    assert result.exit_code == 1
+    assert "database unavailable" in result.output

@@ -1,0 +1,116 @@
+"""The service as deployed: the Procfile's gunicorn command, and a local first run."""
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .conftest import SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def procfile_command():
+    """The Procfile's web command, with gunicorn taken from this environment."""
+    line = next(l for l in (ROOT / "Procfile").read_text().splitlines() if l.startswith("web:"))
+    args = shlex.split(line.removeprefix("web:"))
+    return [str(BIN / args[0]), *args[1:]]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(port, path, secret=None):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if secret:
+        request.add_header("Authorization", f"Bearer {secret}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+class Served:
+    """gunicorn started with the Procfile's command, stopped (and its output kept) at the end."""
+
+    def __init__(self, env, cwd=ROOT):
+        self.port = free_port()
+        env = {
+            **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CRON_SECRET")},
+            **env,
+            "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{self.port}",
+        }
+        self.process = subprocess.Popen(
+            procfile_command(), cwd=cwd, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+
+    def wait_ready(self, timeout=60):
+        """Wait until a worker has loaded the app and answers (404 on /)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.stop()
+            try:
+                if call(self.port, "/")[0] == 404:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"gunicorn did not start: {self.stop()}")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        output, _ = self.process.communicate(timeout=60)
+        return output
+
+
+def test_procfile_command_serves_the_jobs(database_url, add_plan, subscribe):
+    add_plan("pro", 100, 30)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    served = Served({"DATABASE_URL": database_url, "CRON_SECRET": SECRET})
+    try:
+        served.wait_ready()
+        assert call(served.port, "/api/jobs/credits/grant?date=2026-03-15")[0] == 401
+        status, body = call(served.port, "/api/jobs/credits/grant?date=2026-03-15", SECRET)
+        assert status == 200 and body["results"]["successful"] == 1
+        status, body = call(served.port, "/api/jobs/credits/expire", SECRET)
+        assert status == 200 and body["results"]["totalExpiredAmount"] == 100
+    finally:
+        output = served.stop()
+    assert "Starting daily grant process" in output
+    assert "Completed in" in output
+    assert SECRET not in output
+
+
+def test_procfile_command_refuses_to_start_without_a_secret(database_url):
+    served = Served({"DATABASE_URL": database_url})
+    output = served.process.communicate(timeout=60)[0]
+    assert served.process.returncode != 0
+    assert "CRON_SECRET is not set" in output
+
+
+def test_local_first_run_uses_embedded_postgres_and_a_generated_secret(tmp_path):
+    served = Served({"CREDITS_DATA_DIR": str(tmp_path / "data")})
+    try:
+        served.wait_ready()
+        secret = (tmp_path / "data" / "cron_secret").read_text().strip()
+        assert call(served.port, "/api/jobs/credits/expire")[0] == 401
+        status, body = call(served.port, "/api/jobs/credits/grant", secret)
+        assert status == 200 and body["success"] is True
+    finally:
+        output = served.stop()
+    assert "No CRON_SECRET set: using the local secret in" in output
+    assert 'curl -H "Authorization: Bearer $(cat ' in output
+    assert secret not in output
