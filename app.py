@@ -25,9 +25,10 @@ def create_app(test_config=None):
     if settings.embedded and settings.cron_secret is None:
         logger.info(
             "No CRON_SECRET set: using the local secret in %s. Try:\n"
-            "  curl -H \"Authorization: Bearer $(cat %s)\" "
+            '  curl -H "Authorization: Bearer $(cat %s)" '
             "http://127.0.0.1:8000/api/jobs/credits/grant",
-            settings.local_secret_file, settings.local_secret_file,
+            settings.local_secret_file,
+            settings.local_secret_file,
         )
     expected_header = f"Bearer {secret}".encode()
     pool = db.open_pool(settings)

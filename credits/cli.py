@@ -71,7 +71,7 @@ def _fail_on(*errors):
 @_fail_on()
 def init_db(obj):
     """Create or update the credits schema (safe to run again)."""
-    obj.pool  # opening the pool applies sql/schema.sql
+    obj.pool  # noqa: B018 (opening the pool applies sql/schema.sql)
     click.echo("Schema credits is up to date.")
 
 
@@ -110,8 +110,12 @@ def expire(obj):
 @cli.command()
 @click.argument("user_id")
 @click.argument("amount", type=click.IntRange(min=1))
-@click.option("--reference", "reference_id", required=True,
-              help="Your idempotency key for this spend: a retry with it spends nothing more.")
+@click.option(
+    "--reference",
+    "reference_id",
+    required=True,
+    help="Your idempotency key for this spend: a retry with it spends nothing more.",
+)
 @click.pass_obj
 @_fail_on(ledger.ConsumeError)
 def consume(obj, user_id, amount, reference_id):
@@ -130,9 +134,13 @@ def balance(obj, user_id):
     total, batches = ledger.balance(obj.pool, user_id)
     click.echo(f"{user_id}: {total} credits")
     for b in batches:
-        expires = b["expires_at"].astimezone(timezone.utc).isoformat() if b["expires_at"] else "never"
-        click.echo(f"  batch {b['id']}: {b['remaining']}/{b['amount']} left, expires {expires}"
-                   f"  ({b['reference_id']})")
+        expires = (
+            b["expires_at"].astimezone(timezone.utc).isoformat() if b["expires_at"] else "never"
+        )
+        click.echo(
+            f"  batch {b['id']}: {b['remaining']}/{b['amount']} left, expires {expires}"
+            f"  ({b['reference_id']})"
+        )
 
 
 @cli.command()
@@ -145,8 +153,10 @@ def verify(obj):
         click.echo("OK: every balance matches its ledger and its active batches.")
         return
     for r in rows:
-        click.echo(f"{r['user_id']}: balance {r['balance']}, ledger {r['ledger_total']}, "
-                   f"active batches {r['active_remaining']}", err=True)
+        click.echo(
+            f"{r['user_id']}: balance {r['balance']}, ledger {r['ledger_total']}, "
+            f"active batches {r['active_remaining']}",
+            err=True,
+        )
     more = f" (first {len(rows)} shown)" if count > len(rows) else ""
     raise click.ClickException(f"{count} user(s) do not add up{more}.")
-

@@ -30,7 +30,9 @@ class Settings:
             s.strip() for s in values.get("CREDITS_ELIGIBLE_STATUSES", "active").split(",")
         )
         if not all(statuses):
-            raise ConfigError("CREDITS_ELIGIBLE_STATUSES must be a comma-separated list of statuses")
+            raise ConfigError(
+                "CREDITS_ELIGIBLE_STATUSES must be a comma-separated list of statuses"
+            )
         try:
             db_timeout = float(values.get("CREDITS_DB_TIMEOUT", "5"))
         except ValueError:

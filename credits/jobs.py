@@ -91,7 +91,10 @@ def grant(pool, settings, run_date, job_id=None, dry_run=False):
                 logger.warning(
                     "%s %d subscription(s) cannot be granted: plan %r does not exist "
                     "(e.g. subscription %r)",
-                    label, missing["subscriptions"], missing["plan_id"], missing["example"],
+                    label,
+                    missing["subscriptions"],
+                    missing["plan_id"],
+                    missing["example"],
                 )
             return row
 
@@ -100,8 +103,12 @@ def grant(pool, settings, run_date, job_id=None, dry_run=False):
     run = JobRun("grant", job_id, _elapsed_ms(started), dict(results), run_date, dry_run)
     logger.info(
         "%s Completed in %dms. Processed: %d, Successful: %d, Skipped: %d, Failed: %d",
-        label, run.duration_ms, results["processed"], results["successful"],
-        results["skipped"], results["failed"],
+        label,
+        run.duration_ms,
+        results["processed"],
+        results["successful"],
+        results["skipped"],
+        results["failed"],
     )
     return run
 
@@ -127,7 +134,10 @@ def expire(pool, job_id=None, at=None):
     run = JobRun("expire", job_id, _elapsed_ms(started), results)
     logger.info(
         "%s Completed in %dms. Processed batches: %d, Users: %d, Expired: %d",
-        label, run.duration_ms, results["processedBatches"], results["processedUsers"],
+        label,
+        run.duration_ms,
+        results["processedBatches"],
+        results["processedUsers"],
         results["totalExpiredAmount"],
     )
     return run

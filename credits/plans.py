@@ -21,7 +21,9 @@ def read_plans(path):
 
     unknown = set(document) - {"plans"}
     if unknown:
-        raise PlanFileError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected [plans.<id>]")
+        raise PlanFileError(
+            f"{path}: unknown top-level key(s) {sorted(unknown)}; expected [plans.<id>]"
+        )
     tables = document.get("plans")
     if not isinstance(tables, dict) or not tables:
         raise PlanFileError(f"{path} defines no plans; expected [plans.<id>] tables")
@@ -49,7 +51,9 @@ def _plan(plan_id, fields):
     for name in ("monthly_credits", "validity_days"):
         value = fields.get(name)
         if name in fields and not _positive_int(value):
-            raise PlanFileError(f"plan {plan_id!r}: {name} must be a whole number above 0, got {value!r}")
+            raise PlanFileError(
+                f"plan {plan_id!r}: {name} must be a whole number above 0, got {value!r}"
+            )
     return {
         "plan_id": plan_id,
         "monthly_credits": fields["monthly_credits"],

@@ -46,7 +46,9 @@ def template_name(server_url):
         conn.execute(db.queries["schema"])
     yield name
     with _admin(server_url) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture
@@ -134,7 +136,8 @@ def sql_run(database_url):
 def add_plan(sql_run):
     def add(plan_id, monthly_credits, validity_days=None):
         sql_run(
-            "INSERT INTO credits.plans VALUES (%s, %s, %s)", (plan_id, monthly_credits, validity_days)
+            "INSERT INTO credits.plans VALUES (%s, %s, %s)",
+            (plan_id, monthly_credits, validity_days),
         )
 
     return add
@@ -146,9 +149,8 @@ def subscribe(sql_run):
 
     def add(sub_id, user_id, plan_id, started_at, status="active", ends_at=None):
         sql_run(
-            "INSERT INTO credits.subscriptions VALUES (%s, %s, %s, %s, %s::timestamptz, %s::timestamptz)",
+            "INSERT INTO credits.subscriptions VALUES (%s, %s, %s, %s, %s, %s)",
             (sub_id, user_id, plan_id, status, started_at, ends_at),
         )
 
     return add
-

@@ -117,7 +117,11 @@ def test_local_run_uses_cron_secret_when_set(tmp_path):
 
 @pytest.mark.parametrize(
     "name, value",
-    [("CREDITS_DB_TIMEOUT", "soon"), ("CREDITS_DB_TIMEOUT", "0"), ("CREDITS_ELIGIBLE_STATUSES", "active,,")],
+    [
+        ("CREDITS_DB_TIMEOUT", "soon"),
+        ("CREDITS_DB_TIMEOUT", "0"),
+        ("CREDITS_ELIGIBLE_STATUSES", "active,,"),
+    ],
 )
 def test_bad_settings_are_a_startup_error(test_config, name, value):
     with pytest.raises(config.ConfigError, match=name):

@@ -22,8 +22,10 @@ def run_cli(database_url):
 
 
 def plans(sql_run):
-    return {p["plan_id"]: (p["monthly_credits"], p["validity_days"])
-            for p in sql_run("SELECT * FROM credits.plans")}
+    return {
+        p["plan_id"]: (p["monthly_credits"], p["validity_days"])
+        for p in sql_run("SELECT * FROM credits.plans")
+    }
 
 
 def test_load_plans_from_the_example_file(run_cli, sql_run):
@@ -31,7 +33,9 @@ def test_load_plans_from_the_example_file(run_cli, sql_run):
     assert result.exit_code == 0, result.output
     assert "Loaded 3 plan(s)." in result.output
     assert plans(sql_run) == {
-        "starter": (100, 30), "pro": (1000, 60), "enterprise": (10000, None),
+        "starter": (100, 30),
+        "pro": (1000, 60),
+        "enterprise": (10000, None),
     }
 
 
@@ -65,7 +69,9 @@ def test_load_plans_updates_and_keeps_plans_not_in_the_file(run_cli, sql_run, ad
 )
 def test_bad_plans_file_is_refused_whole(run_cli, sql_run, tmp_path, text, message):
     path = tmp_path / "plans.toml"
-    path.write_text("[plans.good]\nmonthly_credits = 10\n\n" + text if text.startswith("[plans.") else text)
+    path.write_text(
+        "[plans.good]\nmonthly_credits = 10\n\n" + text if text.startswith("[plans.") else text
+    )
     result = run_cli("load-plans", str(path))
     assert result.exit_code == 1
     assert message in result.output
@@ -132,7 +138,9 @@ def test_cli_bad_input_is_a_clear_error(run_cli, sql_run, args, message):
 
 
 @pytest.mark.breaks_invariant
-def test_verify_names_the_users_whose_balance_does_not_add_up(run_cli, sql_run, add_plan, subscribe):
+def test_verify_names_the_users_whose_balance_does_not_add_up(
+    run_cli, sql_run, add_plan, subscribe
+):
     add_plan("pro", 100, 36500)
     subscribe("s1", "alice", "pro", "2026-01-10")
     subscribe("s2", "bob", "pro", "2026-01-10")
@@ -149,7 +157,8 @@ def test_verify_names_the_users_whose_balance_does_not_add_up(run_cli, sql_run, 
 
 def test_cli_without_a_reachable_database_is_a_clear_error():
     result = CliRunner().invoke(
-        cli, ["balance", "alice"],
+        cli,
+        ["balance", "alice"],
         env={"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none", "CREDITS_DB_TIMEOUT": "1"},
     )
     assert result.exit_code == 1

@@ -178,14 +178,20 @@ def test_grant_expire_and_spending_together_keep_every_balance_right(
         assert isinstance(spender, list), spender
     assert sql_run("SELECT min(balance) AS m FROM credits.balances")[0]["m"] >= 0
     # Nothing past its date is left active, and no batch was expired twice.
-    assert sql_run(
-        "SELECT count(*) AS n FROM credits.batches WHERE status = 'active' AND expires_at < %s",
-        (datetime(2026, 4, 1, tzinfo=timezone.utc),),
-    )[0]["n"] == 0
-    assert sql_run(
-        "SELECT count(*) AS n FROM (SELECT batch_id FROM credits.transactions "
-        "WHERE type = 'expire' GROUP BY batch_id HAVING count(*) > 1) AS twice"
-    )[0]["n"] == 0
+    assert (
+        sql_run(
+            "SELECT count(*) AS n FROM credits.batches WHERE status = 'active' AND expires_at < %s",
+            (datetime(2026, 4, 1, tzinfo=timezone.utc),),
+        )[0]["n"]
+        == 0
+    )
+    assert (
+        sql_run(
+            "SELECT count(*) AS n FROM (SELECT batch_id FROM credits.transactions "
+            "WHERE type = 'expire' GROUP BY batch_id HAVING count(*) > 1) AS twice"
+        )[0]["n"]
+        == 0
+    )
 
 
 def test_failed_run_rolls_back_whole_and_says_why(client, auth, sql_run, add_plan, subscribe):
@@ -277,7 +283,12 @@ def test_schema_applies_again_and_from_several_workers_at_once(server_url):
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'credits' ORDER BY 1"
             ).fetchall()
         assert [t[0] for t in tables] == [
-            "balances", "batches", "job_runs", "plans", "subscriptions", "transactions",
+            "balances",
+            "batches",
+            "job_runs",
+            "plans",
+            "subscriptions",
+            "transactions",
         ]
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:

@@ -62,7 +62,11 @@ def test_expired_batch_is_closed_written_off_and_the_balance_lowered(
     client, auth, pool, sql_run, alice_granted
 ):
     body = expire(client, auth)
-    assert body["results"] == {"processedBatches": 1, "processedUsers": 1, "totalExpiredAmount": 100}
+    assert body["results"] == {
+        "processedBatches": 1,
+        "processedUsers": 1,
+        "totalExpiredAmount": 100,
+    }
     assert batch_states(sql_run, "alice") == [(100, 0, "expired"), (50, 50, "active")]
     assert ledger_entries(sql_run, "alice") == [("grant", 100), ("grant", 50), ("expire", -100)]
     [entry] = sql_run("SELECT * FROM credits.transactions WHERE type = 'expire'")
@@ -98,7 +102,10 @@ def test_partly_spent_batch_expires_only_what_remains(client, auth, pool, sql_ru
     assert body["results"] == {"processedBatches": 1, "processedUsers": 1, "totalExpiredAmount": 70}
     assert batch_states(sql_run, "alice") == [(100, 0, "expired"), (50, 50, "active")]
     assert ledger_entries(sql_run, "alice") == [
-        ("grant", 100), ("grant", 50), ("consume", -30), ("expire", -70),
+        ("grant", 100),
+        ("grant", 50),
+        ("consume", -30),
+        ("expire", -70),
     ]
 
 
@@ -124,7 +131,11 @@ def test_expire_counts_users_once_and_sums_every_batch(pool, settings, add_plan,
 def test_expire_run_is_recorded(client, auth, sql_run, alice_granted):
     body = expire(client, auth)
     [run] = sql_run("SELECT * FROM credits.job_runs WHERE job = 'expire'")
-    assert (str(run["id"]), run["status"], run["results"]) == (body["jobId"], "succeeded", body["results"])
+    assert (str(run["id"]), run["status"], run["results"]) == (
+        body["jobId"],
+        "succeeded",
+        body["results"],
+    )
 
 
 def test_expire_takes_no_parameters(client, auth, sql_run, alice_granted):
@@ -226,7 +237,9 @@ def test_references_belong_to_one_user(pool, settings, add_plan, subscribe, alic
         ("alice", 5, "", "reference_id"),
     ],
 )
-def test_bad_consume_input_is_refused(pool, sql_run, alice_granted, user_id, amount, reference, message):
+def test_bad_consume_input_is_refused(
+    pool, sql_run, alice_granted, user_id, amount, reference, message
+):
     with pytest.raises(ledger.ConsumeError, match=message):
         ledger.consume(pool, user_id, amount, reference)
     assert balance_of(pool, "alice") == 150
@@ -236,5 +249,6 @@ def test_balance_lists_batches_in_spending_order(pool, alice_granted):
     total, batches = ledger.balance(pool, "alice")
     assert total == 150
     assert [(b["remaining"], b["expires_at"]) for b in batches] == [
-        (100, AFTER_EXPIRY), (50, None),
+        (100, AFTER_EXPIRY),
+        (50, None),
     ]

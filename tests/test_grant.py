@@ -60,7 +60,10 @@ def test_grant_creates_batch_ledger_entry_and_balance(client, auth, sql_run, add
     assert batch["expires_at"] == datetime(2026, 4, 9, tzinfo=timezone.utc)
     [entry] = sql_run("SELECT * FROM credits.transactions")
     assert (entry["user_id"], entry["batch_id"], entry["type"], entry["amount"]) == (
-        "alice", batch["id"], "grant", 100,
+        "alice",
+        batch["id"],
+        "grant",
+        100,
     )
     assert entry["reference_id"] == "subscription:s1:2026-03"
     assert str(entry["job_id"]) == body["jobId"]
@@ -98,7 +101,9 @@ def test_a_missed_day_is_caught_up_later_in_the_month(client, auth, sql_run, add
     assert batches(sql_run, "alice")[0]["grant_period"] == "2026-03"
 
 
-def test_earlier_months_are_not_back_filled_unless_asked(client, auth, sql_run, add_plan, subscribe):
+def test_earlier_months_are_not_back_filled_unless_asked(
+    client, auth, sql_run, add_plan, subscribe
+):
     add_plan("pro", 100, 30)
     subscribe("s1", "alice", "pro", "2026-01-10")
     grant(client, auth, "2026-04-15")
@@ -115,7 +120,9 @@ def test_subscription_is_not_due_before_it_starts(client, auth, subscribe, add_p
     assert not due_on(client, auth, subscribe, add_plan, "2026-03-16", "2026-03-15")
 
 
-def test_subscription_started_this_month_is_due_after_its_start_day(client, auth, subscribe, add_plan):
+def test_subscription_started_this_month_is_due_after_its_start_day(
+    client, auth, subscribe, add_plan
+):
     assert due_on(client, auth, subscribe, add_plan, "2026-03-20", "2026-03-31")
 
 
@@ -183,7 +190,12 @@ def test_subscription_ended_at_its_due_day_is_not_due(client, auth, subscribe, a
 
 def test_subscription_ending_after_its_due_day_is_due(client, auth, subscribe, add_plan):
     assert due_on(
-        client, auth, subscribe, add_plan, "2026-01-10", "2026-03-15",
+        client,
+        auth,
+        subscribe,
+        add_plan,
+        "2026-01-10",
+        "2026-03-15",
         ends_at="2026-03-10T00:00:01",
     )
 

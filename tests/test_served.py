@@ -20,7 +20,8 @@ BIN = Path(sys.executable).parent
 
 def procfile_command():
     """The Procfile's web command, with gunicorn taken from this environment."""
-    line = next(l for l in (ROOT / "Procfile").read_text().splitlines() if l.startswith("web:"))
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    line = next(text for text in lines if text.startswith("web:"))
     args = shlex.split(line.removeprefix("web:"))
     return [str(BIN / args[0]), *args[1:]]
 
@@ -53,8 +54,12 @@ class Served:
             "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{self.port}",
         }
         self.process = subprocess.Popen(
-            procfile_command(), cwd=cwd, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            procfile_command(),
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
 
     def wait_ready(self, timeout=60):
