@@ -32,7 +32,6 @@ class JobAlreadyRunning(Exception):
 class JobRun:
     """What one run of a job did."""
 
-    job: str
     job_id: uuid.UUID
     duration_ms: int
     results: dict
@@ -100,7 +99,7 @@ def grant(pool, settings, run_date, job_id=None, dry_run=False):
 
         results = _run(pool, "grant", job_id, label, work, run_date=run_date)
 
-    run = JobRun("grant", job_id, _elapsed_ms(started), dict(results), run_date, dry_run)
+    run = JobRun(job_id, _elapsed_ms(started), dict(results), run_date, dry_run)
     logger.info(
         "%s Completed in %dms. Processed: %d, Successful: %d, Skipped: %d, Failed: %d",
         label,
@@ -131,7 +130,7 @@ def expire(pool, job_id=None, at=None):
         }
 
     results = _run(pool, "expire", job_id, label, work)
-    run = JobRun("expire", job_id, _elapsed_ms(started), results)
+    run = JobRun(job_id, _elapsed_ms(started), results)
     logger.info(
         "%s Completed in %dms. Processed batches: %d, Users: %d, Expired: %d",
         label,

@@ -293,3 +293,58 @@ def test_schema_applies_again_and_from_several_workers_at_once(server_url):
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def deadlock_on_expire(sql_run):
+    """Make the first `times` attempts of the expire job fail as a deadlock victim does."""
+
+    def arm(times):
+        # A sequence counts the attempts: nextval is not undone by the rollback.
+        sql_run("CREATE SEQUENCE credits.expire_attempts")
+        sql_run(f"""
+            CREATE FUNCTION credits.lose_deadlock() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.type = 'expire' AND nextval('credits.expire_attempts') <= {int(times)} THEN
+                    RAISE EXCEPTION 'deadlock detected' USING ERRCODE = 'deadlock_detected';
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER lose_deadlock BEFORE INSERT ON credits.transactions
+                FOR EACH ROW EXECUTE FUNCTION credits.lose_deadlock();
+        """)
+
+    return arm
+
+
+def test_run_that_loses_a_deadlock_is_retried(
+    pool, sql_run, alice_expired, deadlock_on_expire, caplog
+):
+    deadlock_on_expire(jobs.ATTEMPTS - 1)
+    run = jobs.expire(pool)
+    assert run.results["totalExpiredAmount"] == 100
+    assert "Deadlock, retrying" in caplog.text
+    [row] = sql_run("SELECT status FROM credits.job_runs WHERE job = 'expire'")
+    assert row["status"] == "succeeded"
+
+
+def test_run_that_keeps_losing_deadlocks_fails_whole_after_bounded_retries(
+    pool, sql_run, alice_expired, deadlock_on_expire
+):
+    deadlock_on_expire(jobs.ATTEMPTS)
+    with pytest.raises(psycopg.errors.DeadlockDetected):
+        jobs.expire(pool)
+    [row] = sql_run("SELECT status, error FROM credits.job_runs WHERE job = 'expire'")
+    assert row["status"] == "failed" and "DeadlockDetected" in row["error"]
+    assert sql_run("SELECT status, remaining FROM credits.batches") == [
+        {"status": "active", "remaining": 100}
+    ]
+    assert sql_run("SELECT last_value FROM credits.expire_attempts")[0]["last_value"] == jobs.ATTEMPTS
+
+
+@pytest.fixture
+def alice_expired(pool, settings, add_plan, subscribe):
+    """alice holds one batch of 100 credits that is past its date."""
+    add_plan("pro", 100, 30)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
