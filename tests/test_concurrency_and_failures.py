@@ -339,7 +339,9 @@ def test_run_that_keeps_losing_deadlocks_fails_whole_after_bounded_retries(
     assert sql_run("SELECT status, remaining FROM credits.batches") == [
         {"status": "active", "remaining": 100}
     ]
-    assert sql_run("SELECT last_value FROM credits.expire_attempts")[0]["last_value"] == jobs.ATTEMPTS
+    assert (
+        sql_run("SELECT last_value FROM credits.expire_attempts")[0]["last_value"] == jobs.ATTEMPTS
+    )
 
 
 @pytest.fixture

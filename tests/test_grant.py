@@ -352,3 +352,31 @@ def test_repeated_date_parameter_gets_400(client, auth):
     response = client.get("/api/jobs/credits/grant?date=2026-03-15&date=2026-02-15", headers=auth)
     assert response.status_code == 400
     assert "more than once" in response.get_json()["error"]
+
+
+def test_subscriptions_may_be_a_view_over_the_host_apps_table(test_config, sql_run, add_plan, auth):
+    from app import create_app
+
+    add_plan("pro", 100, 30)
+    sql_run("DROP TABLE credits.subscriptions")
+    sql_run(
+        "CREATE TABLE public.app_subscriptions (sub_id bigint PRIMARY KEY, customer text, "
+        "price text, state text, created timestamptz, canceled timestamptz)"
+    )
+    sql_run(
+        "INSERT INTO public.app_subscriptions VALUES "
+        "(1, 'alice', 'pro', 'active', '2026-01-10', NULL), "
+        "(2, 'bob', 'pro', 'canceled', '2026-01-10', '2026-02-01')"
+    )
+    sql_run(
+        "CREATE VIEW credits.subscriptions AS SELECT sub_id::text AS id, customer AS user_id, "
+        "price AS plan_id, state AS status, created AS started_at, canceled AS ends_at "
+        "FROM public.app_subscriptions"
+    )
+    app = create_app(test_config)  # applying the schema again leaves the view alone
+    try:
+        body = grant(app.test_client(), auth, "2026-03-15")
+    finally:
+        app.extensions["credits"]["pool"].close()
+    assert body["results"] == {"processed": 1, "successful": 1, "skipped": 0, "failed": 0}
+    assert batches(sql_run, "alice")[0]["reference_id"] == "subscription:1:2026-03"
