@@ -90,10 +90,22 @@ def test_config(database_url):
 
 
 @pytest.fixture
-def app(test_config):
-    app = create_app(test_config)
-    yield app
-    app.extensions["credits"]["pool"].close()
+def make_app(test_config):
+    """Create the app with settings on top of the test's; its pools close after the test."""
+    apps = []
+
+    def make(**overrides):
+        apps.append(create_app({**test_config, **overrides}))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        app.extensions["credits"]["pool"].close()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
 
 
 @pytest.fixture

@@ -80,12 +80,9 @@ def test_other_methods_get_json_405(client, auth, route):
     assert client.delete(route).status_code == 401
 
 
-def test_configured_secret_is_stripped_of_stray_whitespace(test_config, auth):
-    app = create_app({**test_config, "CRON_SECRET": f"  {SECRET}\n"})
-    try:
-        response = app.test_client().get("/api/jobs/credits/expire", headers=auth)
-    finally:
-        app.extensions["credits"]["pool"].close()
+def test_configured_secret_is_stripped_of_stray_whitespace(make_app, auth):
+    app = make_app(CRON_SECRET=f"  {SECRET}\n")
+    response = app.test_client().get("/api/jobs/credits/expire", headers=auth)
     assert response.status_code == 200
 
 

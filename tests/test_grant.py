@@ -207,17 +207,12 @@ def test_only_active_subscriptions_are_due_by_default(client, auth, add_plan, su
     assert grant(client, auth, "2026-03-15")["results"]["processed"] == 0
 
 
-def test_eligible_statuses_setting_adds_trialing(test_config, add_plan, subscribe, auth):
-    from app import create_app
-
+def test_eligible_statuses_setting_adds_trialing(make_app, add_plan, subscribe, auth):
     add_plan("pro", 100, 30)
     subscribe("s1", "alice", "pro", "2026-01-10", status="trialing")
     subscribe("s2", "bob", "pro", "2026-01-10", status="canceled")
-    app = create_app({**test_config, "CREDITS_ELIGIBLE_STATUSES": "active, trialing"})
-    try:
-        body = grant(app.test_client(), auth, "2026-03-15")
-    finally:
-        app.extensions["credits"]["pool"].close()
+    app = make_app(CREDITS_ELIGIBLE_STATUSES="active, trialing")
+    body = grant(app.test_client(), auth, "2026-03-15")
     assert body["results"] == {"processed": 1, "successful": 1, "skipped": 0, "failed": 0}
 
 
@@ -354,9 +349,7 @@ def test_repeated_date_parameter_gets_400(client, auth):
     assert "more than once" in response.get_json()["error"]
 
 
-def test_subscriptions_may_be_a_view_over_the_host_apps_table(test_config, sql_run, add_plan, auth):
-    from app import create_app
-
+def test_subscriptions_may_be_a_view_over_the_host_apps_table(make_app, sql_run, add_plan, auth):
     add_plan("pro", 100, 30)
     sql_run("DROP TABLE credits.subscriptions")
     sql_run(
@@ -373,10 +366,7 @@ def test_subscriptions_may_be_a_view_over_the_host_apps_table(test_config, sql_r
         "price AS plan_id, state AS status, created AS started_at, canceled AS ends_at "
         "FROM public.app_subscriptions"
     )
-    app = create_app(test_config)  # applying the schema again leaves the view alone
-    try:
-        body = grant(app.test_client(), auth, "2026-03-15")
-    finally:
-        app.extensions["credits"]["pool"].close()
+    app = make_app()  # applying the schema again leaves the view alone
+    body = grant(app.test_client(), auth, "2026-03-15")
     assert body["results"] == {"processed": 1, "successful": 1, "skipped": 0, "failed": 0}
     assert batches(sql_run, "alice")[0]["reference_id"] == "subscription:1:2026-03"
