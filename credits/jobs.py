@@ -97,9 +97,9 @@ def grant(pool, settings, run_date, job_id=None, dry_run=False):
                 )
             return row
 
-        results = _run(pool, "grant", job_id, label, work, run_date=run_date)
+        results = _run(pool, "grant", job_id, label, started, work, run_date=run_date)
 
-    run = JobRun(job_id, _elapsed_ms(started), dict(results), run_date, dry_run)
+    run = JobRun(job_id, _elapsed_ms(started), results, run_date, dry_run)
     logger.info(
         "%s Completed in %dms. Processed: %d, Successful: %d, Skipped: %d, Failed: %d",
         label,
@@ -129,7 +129,7 @@ def expire(pool, job_id=None, at=None):
             "totalExpiredAmount": row["total_expired_amount"],
         }
 
-    results = _run(pool, "expire", job_id, label, work)
+    results = _run(pool, "expire", job_id, label, started, work)
     run = JobRun(job_id, _elapsed_ms(started), results)
     logger.info(
         "%s Completed in %dms. Processed batches: %d, Users: %d, Expired: %d",
@@ -142,9 +142,8 @@ def expire(pool, job_id=None, at=None):
     return run
 
 
-def _run(pool, job, job_id, label, work, run_date=None):
+def _run(pool, job, job_id, label, started, work, run_date=None):
     """Run work(conn) in one transaction under the job's lock, recorded in job_runs."""
-    started = time.monotonic()
     try:
         with connection(pool) as conn:
             with conn.transaction():
