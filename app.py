@@ -21,7 +21,7 @@ def create_app(test_config=None):
     """Create the service: settings from the environment, then test overrides."""
     credits.configure_logging()
     settings = config.Settings.from_mapping({**os.environ, **(test_config or {})})
-    secret = config.cron_secret(settings)  # before anything else: no secret, no service
+    secrets = config.cron_secrets(settings)  # before anything else: no secret, no service
     if settings.embedded and settings.cron_secret is None:
         logger.info(
             "No CRON_SECRET set: using the local secret in %s. Try:\n"
@@ -30,7 +30,7 @@ def create_app(test_config=None):
             settings.local_secret_file,
             settings.local_secret_file,
         )
-    expected_header = f"Bearer {secret}".encode()
+    expected_headers = tuple(f"Bearer {secret}".encode() for secret in secrets)
     pool = db.open_pool(settings)
 
     app = Flask(__name__)
@@ -39,7 +39,7 @@ def create_app(test_config=None):
 
     @app.before_request
     def require_cron_secret():
-        if request.path.startswith(JOB_ROUTES) and not _authorized(expected_header):
+        if request.path.startswith(JOB_ROUTES) and not _authorized(expected_headers):
             return jsonify(error="Unauthorized"), 401
         g.job_id = uuid.uuid4()
 
@@ -87,14 +87,19 @@ def create_app(test_config=None):
     return app
 
 
-def _authorized(expected_header):
-    """True when the Authorization header is exactly `Bearer <CRON_SECRET>` (constant time)."""
+def _authorized(expected_headers):
+    """True when the Authorization header is exactly `Bearer <secret>` for an accepted secret.
+
+    Each accepted header is compared in constant time, all of them every time, so the answer
+    takes as long whichever secret matched, or none.
+    """
     header = request.headers.get("Authorization", "")
     try:
         received = header.encode("latin-1")  # the bytes on the wire, as WSGI decoded them
     except UnicodeEncodeError:
         return False
-    return hmac.compare_digest(received, expected_header)
+    matches = [hmac.compare_digest(received, expected) for expected in expected_headers]
+    return any(matches)
 
 
 def _job_args(allowed):

@@ -60,6 +60,8 @@ def _fail_on(*errors):
                 raise click.ClickException(str(exc) or type(exc).__name__) from None
             except db.DatabaseUnavailable as exc:
                 raise click.ClickException(f"database unavailable: {exc}") from None
+            except db.SchemaMissing as exc:
+                raise click.ClickException(str(exc)) from None
 
         return wrapper
 
@@ -71,7 +73,8 @@ def _fail_on(*errors):
 @_fail_on()
 def init_db(obj):
     """Create or update the credits schema (safe to run again)."""
-    obj.pool  # noqa: B018 (opening the pool applies sql/schema.sql)
+    # Applied here even with CREDITS_APPLY_SCHEMA=false: this is how the schema's owner does it.
+    db.apply_schema(obj.pool)
     click.echo("Schema credits is up to date.")
 
 

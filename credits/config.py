@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MIN_SECRET_LENGTH = 16
+# CRON_SECRET holds the current secret, or "current,next" while the callers move to a new one.
+MAX_SECRETS = 2
 
 
 class ConfigError(Exception):
@@ -22,6 +24,7 @@ class Settings:
     eligible_statuses: tuple[str, ...]
     data_dir: Path
     db_timeout: float
+    apply_schema: bool = True
 
     @classmethod
     def from_mapping(cls, values):
@@ -39,6 +42,9 @@ class Settings:
             raise ConfigError("CREDITS_DB_TIMEOUT must be a number of seconds") from None
         if db_timeout <= 0:
             raise ConfigError("CREDITS_DB_TIMEOUT must be a number of seconds above 0")
+        apply_schema = values.get("CREDITS_APPLY_SCHEMA", "true").strip().lower()
+        if apply_schema not in ("true", "false"):
+            raise ConfigError("CREDITS_APPLY_SCHEMA must be true or false")
         return cls(
             database_url=values.get("DATABASE_URL") or None,
             # Stray spaces and newlines come from copy-paste and .env files, never from intent.
@@ -46,6 +52,7 @@ class Settings:
             eligible_statuses=statuses,
             data_dir=Path(values.get("CREDITS_DATA_DIR", ".credits")),
             db_timeout=db_timeout,
+            apply_schema=apply_schema == "true",
         )
 
     @property
@@ -59,23 +66,32 @@ class Settings:
         return self.data_dir / "cron_secret"
 
 
-def cron_secret(settings):
-    """The bearer secret the job routes accept; fails closed when there is none.
+def cron_secrets(settings):
+    """The bearer secrets the job routes accept (one, or two while rotating); fails closed.
 
     A run on the embedded database (a local try-out) that has no CRON_SECRET generates one
     and keeps it in the data folder; anywhere else a missing secret is a startup error.
+    Errors name the setting, never the secret.
     """
-    secret = settings.cron_secret
-    if secret is None and settings.embedded:
-        secret = _local_secret(settings.local_secret_file)
-    if secret is None:
+    value = settings.cron_secret
+    if value is None and settings.embedded:
+        value = _local_secret(settings.local_secret_file)
+    if value is None:
         raise ConfigError(
             "CRON_SECRET is not set: the job routes never run without one. "
             "Generate one with: python -c 'import secrets; print(secrets.token_hex(16))'"
         )
-    if len(secret) < MIN_SECRET_LENGTH:
+    secrets_ = tuple(part.strip() for part in value.split(","))
+    if not all(secrets_):
+        raise ConfigError("CRON_SECRET has an empty part; give one secret, or two comma-separated")
+    if len(secrets_) > MAX_SECRETS:
+        raise ConfigError(
+            f"CRON_SECRET holds {len(secrets_)} secrets; give one, or two (current,next) "
+            "while rotating"
+        )
+    if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets_):
         raise ConfigError(f"CRON_SECRET must be at least {MIN_SECRET_LENGTH} characters long")
-    return secret
+    return secrets_
 
 
 def _local_secret(path):

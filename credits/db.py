@@ -18,6 +18,10 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached; nothing was done."""
 
 
+class SchemaMissing(Exception):
+    """The service was told not to apply the schema, and it is not there."""
+
+
 def database_url(settings):
     """DATABASE_URL, or the address of the embedded PostgreSQL kept under the data folder."""
     if not settings.embedded:
@@ -33,7 +37,11 @@ def database_url(settings):
 
 
 def open_pool(settings, max_size=4):
-    """Open a pool on the service's database; the schema is applied before it is returned."""
+    """Open a pool on the service's database, applying the schema first unless told not to.
+
+    With CREDITS_APPLY_SCHEMA=false (a service running as a role that may not create or
+    alter anything, see sql/roles.sql) the schema's owner applies it with `init-db` instead.
+    """
     pool = ConnectionPool(
         database_url(settings),
         min_size=1,
@@ -45,12 +53,30 @@ def open_pool(settings, max_size=4):
         name="credits",
     )
     try:
-        with connection(pool) as conn, conn.transaction():
-            conn.execute(queries["schema"])
+        if settings.apply_schema:
+            apply_schema(pool)
+        else:
+            _require_schema(pool)
     except BaseException:
         pool.close()
         raise
     return pool
+
+
+def apply_schema(pool):
+    """Create or update the credits schema (safe to apply again, and from several workers)."""
+    with connection(pool) as conn, conn.transaction():
+        conn.execute(queries["schema"])
+
+
+def _require_schema(pool):
+    """Fail at startup, not at the first run, when the schema the owner applies is missing."""
+    with connection(pool) as conn:
+        if not conn.execute(queries["check_schema"]).fetchone()["present"]:
+            raise SchemaMissing(
+                "CREDITS_APPLY_SCHEMA is false but the credits schema is missing (or not usable "
+                "by this role): apply it as its owner with `python -m credits init-db`"
+            )
 
 
 @contextmanager

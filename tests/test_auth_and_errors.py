@@ -97,9 +97,9 @@ def test_service_refuses_to_start_without_a_long_enough_secret(test_config, secr
 
 def test_local_run_generates_its_secret_once_and_keeps_it(tmp_path):
     settings = config.Settings.from_mapping({"CREDITS_DATA_DIR": str(tmp_path / "data")})
-    first = config.cron_secret(settings)
+    [first] = config.cron_secrets(settings)
     assert len(first) >= config.MIN_SECRET_LENGTH
-    assert config.cron_secret(settings) == first
+    assert config.cron_secrets(settings) == (first,)
     assert (tmp_path / "data" / "cron_secret").stat().st_mode & 0o077 == 0
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["cron_secret"]
 
@@ -108,7 +108,7 @@ def test_local_run_uses_cron_secret_when_set(tmp_path):
     settings = config.Settings.from_mapping(
         {"CREDITS_DATA_DIR": str(tmp_path), "CRON_SECRET": SECRET}
     )
-    assert config.cron_secret(settings) == SECRET
+    assert config.cron_secrets(settings) == (SECRET,)
     assert not (tmp_path / "cron_secret").exists()
 
 

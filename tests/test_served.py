@@ -88,6 +88,9 @@ def test_procfile_command_serves_the_jobs(database_url, add_plan, subscribe):
     try:
         served.wait_ready()
         assert call(served.port, "/api/jobs/credits/grant?date=2026-03-15")[0] == 401
+        # A secret misplaced in the query string is refused and kept out of the access log.
+        assert call(served.port, f"/api/jobs/credits/expire?token={SECRET}")[0] == 401
+        assert call(served.port, f"/api/jobs/credits/expire?token={SECRET}", SECRET)[0] == 400
         status, body = call(served.port, "/api/jobs/credits/grant?date=2026-03-15", SECRET)
         assert status == 200 and body["results"]["successful"] == 1
         status, body = call(served.port, "/api/jobs/credits/expire", SECRET)
@@ -96,6 +99,7 @@ def test_procfile_command_serves_the_jobs(database_url, add_plan, subscribe):
         output = served.stop()
     assert "Starting daily grant process" in output
     assert "Completed in" in output
+    assert '"GET /api/jobs/credits/expire HTTP/1.1" 401' in output
     assert SECRET not in output
 
 
