@@ -1,5 +1,6 @@
 """The operators' command line: `python -m credits COMMAND`."""
 
+import dataclasses
 import functools
 import json
 import os
@@ -73,8 +74,9 @@ def _fail_on(*errors):
 @_fail_on()
 def init_db(obj):
     """Create or update the credits schema (safe to run again)."""
-    # Applied here even with CREDITS_APPLY_SCHEMA=false: this is how the schema's owner does it.
-    db.apply_schema(obj.pool)
+    # Applied even with CREDITS_APPLY_SCHEMA=false: this is how the schema's owner does it.
+    obj.settings = dataclasses.replace(obj.settings, apply_schema=True)
+    obj.pool  # noqa: B018 (opening the pool applies sql/schema.sql)
     click.echo("Schema credits is up to date.")
 
 

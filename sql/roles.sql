@@ -1,0 +1,57 @@
+-- roles: an example least-privilege role for the service: the rights its jobs and consumers
+-- use, nothing more. It can read plans and subscriptions, add batches, ledger entries and
+-- runs, and change only the columns that move credits; it cannot create, alter, drop,
+-- truncate or delete anything, nor rewrite a ledger entry.
+--
+-- Run by the schema's owner after sql/schema.sql (`python -m credits init-db`), naming the
+-- role; safe to run again. The role is created NOLOGIN: give it a login yourself.
+--
+--   psql "$DATABASE_URL" -c "SET credits.service_role = 'credits_service'" -f sql/roles.sql
+--   psql "$DATABASE_URL" -c "ALTER ROLE credits_service LOGIN PASSWORD '...'"
+--
+-- Then run the service as that role with CREDITS_APPLY_SCHEMA=false. Operators' commands
+-- that write plans (load-plans) or the schema (init-db) run as the owner.
+DO $$
+DECLARE
+    service_role text := current_setting('credits.service_role', true);
+BEGIN
+    IF coalesce(service_role, '') = '' THEN
+        RAISE EXCEPTION 'name the role first: SET credits.service_role = ''<role>''';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = service_role) THEN
+        EXECUTE format('CREATE ROLE %I NOLOGIN', service_role);
+    END IF;
+
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), service_role);
+    EXECUTE format('GRANT USAGE ON SCHEMA credits TO %I', service_role);
+
+    -- Input written by the host app: read only.
+    EXECUTE format('GRANT SELECT ON credits.plans, credits.subscriptions TO %I', service_role);
+
+    -- Batches: granted (insert), drawn down and closed (remaining and status only).
+    -- SELECT ... FOR UPDATE needs the UPDATE right too.
+    EXECUTE format('GRANT SELECT, INSERT ON credits.batches TO %I', service_role);
+    EXECUTE format('GRANT UPDATE (remaining, status) ON credits.batches TO %I', service_role);
+
+    -- The ledger is append-only for the service.
+    EXECUTE format('GRANT SELECT, INSERT ON credits.transactions TO %I', service_role);
+
+    -- Balances: created on the first grant, then only raised or lowered.
+    EXECUTE format('GRANT SELECT, INSERT ON credits.balances TO %I', service_role);
+    EXECUTE format('GRANT UPDATE (balance, updated_at) ON credits.balances TO %I', service_role);
+
+    -- Runs: started, then marked succeeded or failed.
+    EXECUTE format('GRANT SELECT, INSERT ON credits.job_runs TO %I', service_role);
+    EXECUTE format(
+        'GRANT UPDATE (status, finished_at, results, error) ON credits.job_runs TO %I',
+        service_role
+    );
+
+    -- The grant rules. Functions are executable by PUBLIC unless the DBA revoked that.
+    EXECUTE format(
+        'GRANT EXECUTE ON FUNCTION credits.due_day(timestamptz, date), '
+        'credits.due_grants(date, text[]) TO %I',
+        service_role
+    );
+END
+$$;
