@@ -1,0 +1,147 @@
+"""The rules of credits as a small pure-Python model: the executable statement of them.
+
+test_model.py applies the same random steps to this model and to the service on a real
+database, and after every step they must agree.
+"""
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+
+def midnight(day):
+    """00:00 UTC of a date."""
+    return datetime.combine(day, time(), tzinfo=timezone.utc)
+
+
+def due_day(started_at, year, month):
+    """The UTC day of month the subscription started on, clamped to the month's last day."""
+    last = calendar.monthrange(year, month)[1]
+    return date(year, month, min(started_at.astimezone(timezone.utc).day, last))
+
+
+@dataclass
+class Subscription:
+    user_id: str
+    plan_id: str
+    started_at: datetime
+    status: str = "active"
+    ends_at: datetime | None = None
+
+
+@dataclass
+class Batch:
+    user_id: str
+    reference_id: str
+    amount: int
+    expires_at: datetime | None
+    remaining: int = 0
+    status: str = "active"
+    id: int = 0  # the database's id: creation order, the tie-break when spending
+
+    def __post_init__(self):
+        self.remaining = self.amount
+
+
+@dataclass
+class Credits:
+    """Plans, subscriptions, batches and the ledger, changed only by the rules below."""
+
+    eligible_statuses: tuple = ("active",)
+    plans: dict = field(default_factory=dict)  # plan_id -> (monthly_credits, validity_days)
+    subscriptions: dict = field(default_factory=dict)  # id -> Subscription
+    batches: dict = field(default_factory=dict)  # reference_id -> Batch
+    ledger: list = field(default_factory=list)  # (user_id, type, amount, batch ref, reference)
+
+    def due(self, run_date):
+        """Each subscription due for the month of run_date: (id, subscription, due day)."""
+        for sub_id, sub in sorted(self.subscriptions.items()):
+            day = due_day(sub.started_at, run_date.year, run_date.month)
+            if (
+                sub.status in self.eligible_statuses
+                and sub.started_at.astimezone(timezone.utc).date() <= run_date
+                and day <= run_date
+                and (sub.ends_at is None or sub.ends_at > midnight(day))
+            ):
+                yield sub_id, sub, day
+
+    def grant(self, run_date, dry_run=False):
+        """Once per subscription and month: the plan's credits, expiring validity days on."""
+        results = {"processed": 0, "successful": 0, "skipped": 0, "failed": 0}
+        for sub_id, sub, day in self.due(run_date):
+            results["processed"] += 1
+            reference_id = f"subscription:{sub_id}:{run_date:%Y-%m}"
+            if reference_id in self.batches:
+                results["skipped"] += 1
+            elif sub.plan_id not in self.plans:
+                results["failed"] += 1
+            else:
+                results["successful"] += 1
+                if not dry_run:
+                    credits, validity_days = self.plans[sub.plan_id]
+                    expires_at = midnight(day + timedelta(validity_days)) if validity_days else None
+                    batch = Batch(sub.user_id, reference_id, credits, expires_at)
+                    self.batches[reference_id] = batch
+                    self.ledger.append((sub.user_id, "grant", credits, reference_id, reference_id))
+        return results
+
+    def consume(self, user_id, amount, reference_id, at):
+        """Soonest-expiring first, never-expiring last; all or nothing; once per reference."""
+        earlier = -sum(
+            e[2] for e in self.ledger if e[:2] == (user_id, "consume") and e[4] == reference_id
+        )
+        if earlier:
+            return "replayed" if earlier == amount else "reference reused"
+        spendable = self.spendable(user_id, at)
+        if sum(b.remaining for b in spendable) < amount:
+            return "insufficient"
+        for batch in spendable:
+            if amount == 0:
+                break
+            drawn = min(batch.remaining, amount)
+            batch.remaining -= drawn
+            batch.status = "active" if batch.remaining else "consumed"
+            amount -= drawn
+            self.ledger.append((user_id, "consume", -drawn, batch.reference_id, reference_id))
+        return "spent"
+
+    def spendable(self, user_id, at):
+        """The user's batches not past their date at `at`, in the order they are spent."""
+        return sorted(
+            (
+                b
+                for b in self.batches.values()
+                if b.user_id == user_id
+                and b.status == "active"
+                and (b.expires_at is None or b.expires_at > at)
+            ),
+            key=lambda b: (b.expires_at is None, b.expires_at or at, b.id),
+        )
+
+    def expire(self, at):
+        """Close every active batch whose expires_at has come and write its remaining off."""
+        expired = [
+            b
+            for b in self.batches.values()
+            if b.status == "active" and b.expires_at is not None and b.expires_at <= at
+        ]
+        for b in expired:
+            self.ledger.append(
+                (b.user_id, "expire", -b.remaining, b.reference_id, f"expire:{b.id}")
+            )
+        results = {
+            "processedBatches": len(expired),
+            "processedUsers": len({b.user_id for b in expired}),
+            "totalExpiredAmount": sum(b.remaining for b in expired),
+        }
+        for b in expired:
+            b.status, b.remaining = "expired", 0
+        return results
+
+    def balance(self, user_id):
+        """What the user holds: the sum of their ledger."""
+        return sum(e[2] for e in self.ledger if e[0] == user_id)
+
+    def balances(self):
+        """Every user who was ever granted something, with their balance."""
+        return {e[0]: self.balance(e[0]) for e in self.ledger}

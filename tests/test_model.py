@@ -1,0 +1,263 @@
+"""Random sequences of steps, applied to the service on a real database and to tests/model.py.
+
+After every step the balances, batches, ledger and runs must match the model's, and every
+balance must equal its ledger and its active batches, never below zero. The suite runs a short
+version; CREDITS_MODEL_EXAMPLES and CREDITS_MODEL_STEPS make it longer (docs/RELIABILITY.md).
+"""
+
+import os
+from collections import Counter
+from datetime import date, datetime, timedelta, timezone
+
+import hypothesis
+from hypothesis import HealthCheck
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from credits import jobs, ledger
+
+from .conftest import SECRET
+from .model import Batch, Credits, Subscription, midnight
+
+EXAMPLES = int(os.environ.get("CREDITS_MODEL_EXAMPLES", "40"))
+STEPS = int(os.environ.get("CREDITS_MODEL_STEPS", "40"))
+
+ALL_USERS = ["alice", "bob", "carol"]
+USERS = st.sampled_from(ALL_USERS)
+LOADED_PLANS = ["basic", "pro", "addon"]
+PLAN_IDS = st.sampled_from([*LOADED_PLANS, "basic", "retired"])  # "retired" is never loaded
+STATUSES = st.sampled_from(["active", "active", "active", "trialing", "canceled"])
+REFERENCES = st.sampled_from(["order-1", "order-2", "order-3", "order-4"])
+# Offsets on both sides of UTC: the rules read the UTC date and day of month.
+ZONES = st.sampled_from(
+    [timezone.utc, timezone(timedelta(hours=-8)), timezone(timedelta(hours=14))]
+)
+STARTS = st.datetimes(datetime(2025, 11, 1), datetime(2026, 4, 30), timezones=ZONES)
+# Any day, or a month's last day (every subscription's due day has come by then).
+RUN_DATES = st.one_of(
+    st.dates(date(2026, 1, 1), date(2026, 7, 31)),
+    st.integers(2, 8).map(lambda month: date(2026, month, 1) - timedelta(days=1)),
+)
+# Moments in time; midnights often, since batches expire at 00:00 UTC.
+MOMENTS = st.one_of(
+    st.datetimes(datetime(2026, 1, 1), datetime(2026, 10, 1), timezones=st.just(timezone.utc)),
+    RUN_DATES.map(lambda d: datetime(d.year, d.month, d.day, tzinfo=timezone.utc)),
+)
+TERMS = st.tuples(st.integers(1, 100), st.none() | st.integers(1, 90))
+
+figures = Counter()
+
+
+class CreditsMachine(RuleBasedStateMachine):
+    """One sequence: a fresh ledger, the same steps applied to the service and to the model."""
+
+    subscriptions = Bundle("subscriptions")
+
+    def __init__(self, pool, service_settings, client, sql_run):
+        super().__init__()
+        self.pool, self.settings, self.client, self.sql = pool, service_settings, client, sql_run
+        self.sql(
+            "TRUNCATE credits.transactions, credits.batches, credits.balances, credits.job_runs, "
+            "credits.subscriptions, credits.plans RESTART IDENTITY"
+        )
+        self.model = Credits(eligible_statuses=tuple(service_settings.eligible_statuses))
+        self.runs = Counter()
+        self.last_run_date = self.last_expiry = None
+        figures["sequences"] += 1
+
+    def step(self, name):
+        figures["steps"] += 1
+        figures[name] += 1
+
+    @initialize(terms=st.lists(TERMS, min_size=len(LOADED_PLANS), max_size=len(LOADED_PLANS)))
+    def load_plans(self, terms):
+        for plan_id, plan_terms in zip(LOADED_PLANS, terms, strict=True):
+            self.upsert_plan(plan_id, plan_terms)
+
+    def upsert_plan(self, plan_id, terms):
+        self.sql(
+            "INSERT INTO credits.plans VALUES (%s, %s, %s) ON CONFLICT (plan_id) DO UPDATE "
+            "SET monthly_credits = excluded.monthly_credits, "
+            "validity_days = excluded.validity_days",
+            (plan_id, *terms),
+        )
+        self.model.plans[plan_id] = terms
+
+    @initialize(
+        target=subscriptions,
+        subs=st.lists(st.tuples(USERS, PLAN_IDS, STARTS, STATUSES), min_size=1, max_size=6),
+    )
+    def subscribe_some(self, subs):
+        return multiple(*(self.subscribe(*sub) for sub in subs))
+
+    @rule(target=subscriptions, user=USERS, plan=PLAN_IDS, started_at=STARTS, status=STATUSES)
+    def subscribe(self, user, plan, started_at, status):
+        self.step("subscribe")
+        sub_id = f"sub-{len(self.model.subscriptions) + 1}"
+        self.sql(
+            "INSERT INTO credits.subscriptions VALUES (%s, %s, %s, %s, %s, NULL)",
+            (sub_id, user, plan, status, started_at),
+        )
+        self.model.subscriptions[sub_id] = Subscription(user, plan, started_at, status)
+        return sub_id
+
+    @rule(sub_id=subscriptions, ends_at=st.none() | MOMENTS | STARTS, now=st.booleans())
+    def cancel(self, sub_id, ends_at, now):
+        """Cancel now (status canceled) or at the end of the period (ends_at only)."""
+        self.step("cancel")
+        sub = self.model.subscriptions[sub_id]
+        sub.status = "canceled" if now else sub.status
+        sub.ends_at = ends_at
+        self.sql(
+            "UPDATE credits.subscriptions SET status = %s, ends_at = %s WHERE id = %s",
+            (sub.status, ends_at, sub_id),
+        )
+
+    @rule(sub_id=subscriptions, plan=PLAN_IDS)
+    def change_plan(self, sub_id, plan):
+        self.step("change_plan")
+        self.model.subscriptions[sub_id].plan_id = plan
+        self.sql("UPDATE credits.subscriptions SET plan_id = %s WHERE id = %s", (plan, sub_id))
+
+    @rule(plan=st.sampled_from(LOADED_PLANS), terms=TERMS)
+    def change_plan_terms(self, plan, terms):
+        self.step("change_plan_terms")
+        self.upsert_plan(plan, terms)
+
+    @rule(run_date=RUN_DATES, dry_run=st.booleans(), over_http=st.booleans())
+    def grant(self, run_date, dry_run, over_http):
+        self.step("grant_dry_run" if dry_run else "grant")
+        expected = self.model.grant(run_date, dry_run)
+        if over_http:
+            query = f"date={run_date}" + ("&dryRun=true" if dry_run else "")
+            response = self.client.get(
+                f"/api/jobs/credits/grant?{query}", headers={"Authorization": f"Bearer {SECRET}"}
+            )
+            assert response.status_code == 200, response.get_json()
+            results = response.get_json()["results"]
+        else:
+            results = jobs.grant(self.pool, self.settings, run_date, dry_run=dry_run).results
+        assert {name: results[name] for name in expected} == expected
+        figures["batches granted"] += 0 if dry_run else expected["successful"]
+        if not dry_run:
+            self.runs["grant"] += 1
+            self.last_run_date = run_date
+            self.take_batch_ids()
+
+    @rule(run_date=RUN_DATES)
+    def grant_for_a_day(self, run_date):
+        """The daily run, the most common step (the rule above also covers dry runs and HTTP)."""
+        self.grant(run_date, dry_run=False, over_http=False)
+
+    @precondition(lambda self: self.last_run_date is not None)
+    @rule()
+    def grant_again(self):
+        """A cron retry of the last grant: everything it finds is already granted."""
+        self.grant(self.last_run_date, dry_run=False, over_http=False)
+
+    @rule(
+        pick=st.integers(0, 9),
+        share=st.integers(1, 130),
+        reference=REFERENCES,
+        hours=st.integers(0, 1080),
+    )
+    def consume(self, pick, share, reference, hours):
+        """Spend a share (up to 130%) of what a user holds, up to 45 days after the last grant.
+
+        Mostly a user who holds credits then, sometimes anyone (who may hold none).
+        """
+        self.step("consume")
+        at = midnight(self.last_run_date or date(2026, 1, 1)) + timedelta(hours=hours)
+        holders = [u for u in ALL_USERS if self.model.spendable(u, at)] if pick < 8 else []
+        user = (holders or ALL_USERS)[pick % len(holders or ALL_USERS)]
+        amount = max(1, sum(b.remaining for b in self.model.spendable(user, at)) * share // 100)
+        expected = self.model.consume(user, amount, reference, at)
+        try:
+            outcome = ledger.consume(self.pool, user, amount, reference, at=at)
+            got = "replayed" if outcome.replayed else "spent"
+            assert outcome.balance == self.model.balance(user)
+        except ledger.InsufficientCredits:
+            got = "insufficient"
+        except ledger.ReferenceReused:
+            got = "reference reused"
+        assert got == expected
+        figures[f"consume {got}"] += 1
+
+    @rule(at=MOMENTS)
+    def expire(self, at):
+        self.step("expire")
+        expected = self.model.expire(at)
+        assert jobs.expire(self.pool, at=at).results == expected
+        figures["batches expired"] += expected["processedBatches"]
+        self.runs["expire"] += 1
+        self.last_expiry = at
+
+    @precondition(lambda self: self.last_expiry is not None)
+    @rule()
+    def expire_again(self):
+        """A cron retry of the last expiry: nothing is left to expire."""
+        self.expire(self.last_expiry)
+
+    def take_batch_ids(self):
+        """The database numbers batches; spending breaks ties between them by that number."""
+        for row in self.sql("SELECT id, reference_id FROM credits.batches"):
+            self.model.batches[row["reference_id"]].id = row["id"]
+
+    @invariant()
+    def service_matches_model(self):
+        figures["checks"] += 1
+        batches = {
+            b["reference_id"]: Batch(b["user_id"], b["reference_id"], b["amount"], b["expires_at"])
+            for b in self.sql("SELECT * FROM credits.batches")
+        }
+        for b in self.sql("SELECT * FROM credits.batches"):
+            batches[b["reference_id"]].remaining = b["remaining"]
+            batches[b["reference_id"]].status = b["status"]
+            batches[b["reference_id"]].id = b["id"]
+        assert batches == self.model.batches
+
+        entries = self.sql(
+            "SELECT t.user_id, t.type, t.amount, b.reference_id AS batch, t.reference_id "
+            "FROM credits.transactions t JOIN credits.batches b ON b.id = t.batch_id"
+        )
+        assert sorted(tuple(e.values()) for e in entries) == sorted(self.model.ledger)
+
+        balances = {b["user_id"]: b["balance"] for b in self.sql("SELECT * FROM credits.balances")}
+        assert balances == self.model.balances()
+        assert all(balance >= 0 for balance in balances.values())
+        assert ledger.find_invariant_violations(self.pool) == ([], 0)
+
+        runs = self.sql("SELECT job, status, count(*) AS n FROM credits.job_runs GROUP BY 1, 2")
+        assert {(r["job"], r["status"]): r["n"] for r in runs} == {
+            (job, "succeeded"): n for job, n in self.runs.items()
+        }
+
+
+def test_service_matches_the_model_of_the_rules(pool, settings, app, sql_run):
+    figures.clear()
+    run_state_machine_as_test(
+        lambda: CreditsMachine(pool, settings, app.test_client(), sql_run),
+        settings=settings_for_run(),
+    )
+    # Reached only when every check passed; run with -s to see the figures.
+    print(
+        "\nmodel, no difference found: " + ", ".join(f"{n} {k}" for k, n in sorted(figures.items()))
+    )
+
+
+def settings_for_run():
+    return hypothesis.settings(
+        max_examples=EXAMPLES,
+        stateful_step_count=STEPS,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
