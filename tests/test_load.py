@@ -1,0 +1,18 @@
+"""A short load run (reliability/load.py): gunicorn workers, concurrent triggers and spending."""
+
+from reliability.load import run_load
+
+
+def test_concurrent_triggers_and_spending_lose_double_and_break_nothing(server_url):
+    report = run_load(
+        server_url, workers=3, users=150, triggers=60, trigger_threads=8, consumers=4, spends=60
+    )
+    assert report["violations"] == []
+    by_status = report["triggers"]["by status"]
+    assert set(by_status) <= {"grant 200", "grant 409", "expire 200", "expire 409"}, by_status
+    assert by_status.get("grant 200") and by_status.get("expire 200")
+    assert report["quiet runs"] == {"grant 200": 9, "expire 200": 1}
+    # Every user held credits: 9 run dates over 3 months, 3 plans each.
+    assert report["database"]["batches"] == 150 * 3 * 3
+    assert report["consumers"]["spent"] > 0 and report["database"]["credits spent"] > 0
+    assert report["service"]["tracebacks logged"] == 0
