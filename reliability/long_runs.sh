@@ -16,8 +16,8 @@ for run in ${runs[@]}; do
             .venv/bin/pytest -q -s -p no:cacheprovider tests/test_fuzz.py | grep -E "^fuzz|passed|failed"
         ;;
     load)
-        timeout 600 .venv/bin/python -m reliability.load --users 5000 --triggers 400 \
-            --trigger-threads 16 --consumers 8 --spends 500 --max-seconds 300
+        timeout 600 .venv/bin/python -m reliability.load --users 5000 --triggers 2000 \
+            --trigger-threads 16 --consumers 12 --spends 1000 --max-seconds 300
         ;;
     *) echo "unknown run: $run" >&2; exit 2 ;;
     esac
