@@ -1,8 +1,17 @@
 """Spending credits, and reading balances and the ledger's invariant."""
 
+import logging
 from dataclasses import dataclass
 
+import psycopg
+
 from credits.db import connection, queries
+
+logger = logging.getLogger("credits")
+
+# A spend the server aborted to break a deadlock (or a serialization failure) is tried this
+# many times in all; it was rolled back whole, so trying again is safe.
+ATTEMPTS = 3
 
 
 class ConsumeError(ValueError):
@@ -37,7 +46,24 @@ def consume(pool, user_id, amount, reference_id, at=None):
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise ConsumeError(f"amount must be a whole number above 0, got {amount!r}")
     params = {"user_id": user_id, "amount": amount, "reference_id": reference_id, "at": at}
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _consume_once(pool, params)
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+            if attempt == ATTEMPTS:
+                raise
+            logger.warning(
+                "Spend %r of user %r: %s, retrying (attempt %d)",
+                reference_id,
+                user_id,
+                type(exc).__name__,
+                attempt + 1,
+            )
 
+
+def _consume_once(pool, params):
+    """One try at a spend, in one transaction."""
+    user_id, amount, reference_id = params["user_id"], params["amount"], params["reference_id"]
     with connection(pool) as conn, conn.transaction():
         locked = conn.execute(queries["lock_balance"], params).fetchone()
         earlier = conn.execute(queries["find_consumption"], params).fetchone()["amount"]

@@ -11,6 +11,7 @@ Exit status 1 when any check fails. Every count and the time are bounded (see --
 
 import argparse
 import json
+import logging
 import os
 import random
 import shutil
@@ -284,6 +285,8 @@ def _fire(service, role_url, model, triggers, trigger_threads, consumers, spends
                 if result == "spent":
                     spent["credits spent"] += amount
 
+    retries = RetryCounter()
+    logging.getLogger("credits").addHandler(retries)
     started = time.monotonic()
     try:
         with ThreadPoolExecutor(trigger_threads + consumers) as executor:
@@ -294,8 +297,10 @@ def _fire(service, role_url, model, triggers, trigger_threads, consumers, spends
             for f in spending:
                 f.result()
     finally:
+        logging.getLogger("credits").removeHandler(retries)
         pool.close()
     elapsed = time.monotonic() - started
+    spent["deadlocks retried"] = retries.count
 
     # Quiet: every date once more and one expire, each alone; they must all answer 200.
     quiet = Counter()
@@ -318,6 +323,18 @@ def _fire(service, role_url, model, triggers, trigger_threads, consumers, spends
         if quiet.get("grant not 200") or quiet.get("expire not 200")
         else [],
     }
+
+
+class RetryCounter(logging.Handler):
+    """Counts the spends retried after the server aborted them to break a deadlock."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record):
+        if "retrying" in record.getMessage():
+            self.count += 1
 
 
 def _check(owner_url, model, report):
