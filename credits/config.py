@@ -81,17 +81,17 @@ def cron_secrets(settings):
             "CRON_SECRET is not set: the job routes never run without one. "
             "Generate one with: python -c 'import secrets; print(secrets.token_hex(16))'"
         )
-    secrets_ = tuple(part.strip() for part in value.split(","))
-    if not all(secrets_):
+    accepted = tuple(part.strip() for part in value.split(","))
+    if not all(accepted):
         raise ConfigError("CRON_SECRET has an empty part; give one secret, or two comma-separated")
-    if len(secrets_) > MAX_SECRETS:
+    if len(accepted) > MAX_SECRETS:
         raise ConfigError(
-            f"CRON_SECRET holds {len(secrets_)} secrets; give one, or two (current,next) "
+            f"CRON_SECRET holds {len(accepted)} secrets; give one, or two (current,next) "
             "while rotating"
         )
-    if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets_):
+    if any(len(secret) < MIN_SECRET_LENGTH for secret in accepted):
         raise ConfigError(f"CRON_SECRET must be at least {MIN_SECRET_LENGTH} characters long")
-    return secrets_
+    return accepted
 
 
 def _local_secret(path):
