@@ -9,7 +9,7 @@ import click
 from dotenv import load_dotenv
 
 import credits
-from credits import config, db, jobs, ledger, plans
+from credits import config, db, jobs, ledger, monitor, plans
 
 
 class Context:
@@ -39,11 +39,11 @@ def cli(ctx):
     without DATABASE_URL it uses the embedded PostgreSQL under CREDITS_DATA_DIR.
     """
     load_dotenv()
-    credits.configure_logging()
     try:
         context = Context()
     except config.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    credits.configure_logging(context.settings.log_format)
     ctx.obj = context
     ctx.call_on_close(context.close)
 
@@ -160,3 +160,43 @@ def verify(obj):
         )
     more = f" (first {len(rows)} shown)" if count > len(rows) else ""
     raise click.ClickException(f"{count} user(s) do not add up{more}.")
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Runs.")
+@click.option("--job", type=click.Choice(monitor.JOBS), help="Only this job's runs.")
+@click.pass_obj
+@_fail_on()
+def runs(obj, limit, job):
+    """Show the most recent runs of the jobs, newest first, as a table."""
+    rows = monitor.recent_runs(obj.pool, limit=limit, job=job)
+    if not rows:
+        click.echo("No runs yet.")
+        return
+    table = [("STARTED (UTC)", "JOB", "STATUS", "DURATION", "DATE", "JOB ID", "RESULTS")]
+    for row in rows:
+        duration = monitor.duration_ms(row)
+        table.append(
+            (
+                row["started_at"].astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+                row["job"],
+                row["status"],
+                "-" if duration is None else f"{duration}ms",
+                row["run_date"].isoformat() if row["run_date"] else "-",
+                str(row["id"]),
+                _outcome(row),
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        click.echo("  ".join([*cells, line[-1]]).rstrip())
+
+
+def _outcome(row):
+    """A run's results as name=value pairs, or its error when it has one."""
+    if row["error"]:
+        return f"error: {row['error']}"
+    if not row["results"]:
+        return "-"
+    return " ".join(f"{name}={value}" for name, value in row["results"].items())

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MIN_SECRET_LENGTH = 16
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(Exception):
@@ -22,6 +23,10 @@ class Settings:
     eligible_statuses: tuple[str, ...]
     data_dir: Path
     db_timeout: float
+    log_format: str = "text"
+    status_max_age_hours: float = 26.0
+    qstash_current_signing_key: str | None = None
+    qstash_next_signing_key: str | None = None
 
     @classmethod
     def from_mapping(cls, values):
@@ -39,6 +44,22 @@ class Settings:
             raise ConfigError("CREDITS_DB_TIMEOUT must be a number of seconds") from None
         if db_timeout <= 0:
             raise ConfigError("CREDITS_DB_TIMEOUT must be a number of seconds above 0")
+        log_format = values.get("CREDITS_LOG_FORMAT", "text").strip().lower()
+        if log_format not in LOG_FORMATS:
+            raise ConfigError(f"CREDITS_LOG_FORMAT must be text or json, got {log_format!r}")
+        try:
+            max_age = float(values.get("CREDITS_STATUS_MAX_AGE_HOURS", "26"))
+        except ValueError:
+            raise ConfigError("CREDITS_STATUS_MAX_AGE_HOURS must be a number of hours") from None
+        if max_age <= 0:
+            raise ConfigError("CREDITS_STATUS_MAX_AGE_HOURS must be a number of hours above 0")
+        current_key = (values.get("QSTASH_CURRENT_SIGNING_KEY") or "").strip() or None
+        next_key = (values.get("QSTASH_NEXT_SIGNING_KEY") or "").strip() or None
+        if (current_key is None) != (next_key is None):
+            # QStash signs with either key while it rotates them; one alone would fail later.
+            raise ConfigError(
+                "QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY must be set together"
+            )
         return cls(
             database_url=values.get("DATABASE_URL") or None,
             # Stray spaces and newlines come from copy-paste and .env files, never from intent.
@@ -46,12 +67,21 @@ class Settings:
             eligible_statuses=statuses,
             data_dir=Path(values.get("CREDITS_DATA_DIR", ".credits")),
             db_timeout=db_timeout,
+            log_format=log_format,
+            status_max_age_hours=max_age,
+            qstash_current_signing_key=current_key,
+            qstash_next_signing_key=next_key,
         )
 
     @property
     def embedded(self):
         """True when no DATABASE_URL is set and the service runs its own PostgreSQL."""
         return self.database_url is None
+
+    @property
+    def qstash_enabled(self):
+        """True when QStash's signing keys are set, so a signed request may run a job."""
+        return self.qstash_current_signing_key is not None
 
     @property
     def local_secret_file(self):

@@ -76,7 +76,12 @@ def grant(pool, settings, run_date, job_id=None, dry_run=False):
         "eligible_statuses": list(settings.eligible_statuses),
         "job_id": job_id,
     }
-    logger.info("%s Starting daily grant process%s", label, " (dry run)" if dry_run else "")
+    logger.info(
+        "%s Starting daily grant process%s",
+        label,
+        " (dry run)" if dry_run else "",
+        extra=_log_fields("grant", job_id, "started", dry_run=dry_run),
+    )
     started = time.monotonic()
 
     if dry_run:
@@ -108,6 +113,14 @@ def grant(pool, settings, run_date, job_id=None, dry_run=False):
         results["successful"],
         results["skipped"],
         results["failed"],
+        extra=_log_fields(
+            "grant",
+            job_id,
+            "completed",
+            dry_run=dry_run,
+            duration_ms=run.duration_ms,
+            results=results,
+        ),
     )
     return run
 
@@ -117,7 +130,9 @@ def expire(pool, job_id=None, at=None):
     job_id = job_id or uuid.uuid4()
     label = f"[Credits Expire Job {job_id}]"
     params = {"at": at, "job_id": job_id}
-    logger.info("%s Starting daily expire process", label)
+    logger.info(
+        "%s Starting daily expire process", label, extra=_log_fields("expire", job_id, "started")
+    )
     started = time.monotonic()
 
     def work(conn):
@@ -138,6 +153,9 @@ def expire(pool, job_id=None, at=None):
         results["processedBatches"],
         results["processedUsers"],
         results["totalExpiredAmount"],
+        extra=_log_fields(
+            "expire", job_id, "completed", duration_ms=run.duration_ms, results=results
+        ),
     )
     return run
 
@@ -165,7 +183,14 @@ def _run(pool, job, job_id, label, started, work, run_date=None):
                         raise
                     logger.warning("%s Deadlock, retrying (attempt %d)", label, attempt + 1)
     except Exception as exc:
-        logger.error("%s Failed after %dms: %s", label, _elapsed_ms(started), _reason(exc))
+        elapsed = _elapsed_ms(started)
+        logger.error(
+            "%s Failed after %dms: %s",
+            label,
+            elapsed,
+            _reason(exc),
+            extra=_log_fields(job, job_id, "failed", duration_ms=elapsed, error=_reason(exc)),
+        )
         _record_failure(pool, job_id, exc)
         raise
 
@@ -185,6 +210,11 @@ def _reason(exc):
         return "database unavailable"
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _log_fields(job, job_id, event, **more):
+    """The fields a JSON log line carries for one step of a run (see CREDITS_LOG_FORMAT)."""
+    return {"event": event, "job": job, "job_id": str(job_id), **more}
 
 
 def _elapsed_ms(started):
