@@ -53,11 +53,13 @@ class Scripted:
     def __init__(self, answers):
         self.answers = list(answers)
         self.calls = []
+        self.requests = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 outer.calls.append((self.path, self.headers.get("Authorization")))
+                outer.requests.append((self.command, self.path, dict(self.headers)))
                 status, body = outer.answers.pop(0) if len(outer.answers) > 1 else outer.answers[0]
                 data = json.dumps(body).encode()
                 self.send_response(status)
@@ -65,6 +67,8 @@ class Scripted:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            do_POST = do_GET
 
             def log_message(self, *args):
                 pass
@@ -296,6 +300,64 @@ def test_workflow_step_fails_after_10_incomplete_answers(scripted):
     assert result.returncode == 1
     assert "still not complete after 10 calls" in result.stdout
     assert len(stub.calls) == 10
+
+
+# --- Upstash QStash: the schedule commands, sent to a stand-in for QStash's API --------------
+
+
+def run_qstash_schedules(qstash_url, **env):
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "QSTASH_URL": qstash_url,
+        "QSTASH_TOKEN": "qstash-token-0123",
+        "CREDITS_URL": "https://credits.example.com/",
+        **env,
+    }
+    return subprocess.run(
+        ["bash", str(DEPLOY / "qstash" / "schedules.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_qstash_schedules_post_both_jobs_at_their_hours_to_the_schedules_api(scripted):
+    api = scripted((201, {"scheduleId": "credits-grant"}))
+    result = run_qstash_schedules(api.url)
+    assert result.returncode == 0, result.stderr
+    assert [(method, path) for method, path, _ in api.requests] == [
+        ("POST", "/v2/schedules/https://credits.example.com/api/jobs/credits/grant"),
+        ("POST", "/v2/schedules/https://credits.example.com/api/jobs/credits/expire"),
+    ]
+    for job, (_, _, headers) in zip(["grant", "expire"], api.requests, strict=True):
+        minute, hour, *rest = headers["Upstash-Cron"].split()
+        assert (minute.split(",")[0], hour, rest) == ("0", SCHEDULES[job].split()[1], ["*"] * 3)
+        assert headers["Authorization"] == "Bearer qstash-token-0123"
+        assert headers["Upstash-Method"] == "POST"
+        assert headers["Upstash-Schedule-Id"] == f"credits-{job}"  # run again: updated, not doubled
+        assert "Upstash-Forward-Authorization" not in headers  # signing keys: no secret at QStash
+
+
+def test_qstash_schedules_forward_the_bearer_secret_only_when_given(scripted):
+    api = scripted((201, {"scheduleId": "credits-grant"}))
+    result = run_qstash_schedules(api.url, CRON_SECRET=SECRET)
+    assert result.returncode == 0, result.stderr
+    forwarded = [headers["Upstash-Forward-Authorization"] for _, _, headers in api.requests]
+    assert forwarded == [f"Bearer {SECRET}"] * 2
+
+
+def test_qstash_schedules_stop_at_the_first_refusal(scripted):
+    api = scripted((401, {"error": "unauthorized"}))
+    result = run_qstash_schedules(api.url)
+    assert result.returncode != 0
+    assert "unauthorized" in result.stdout
+    assert len(api.requests) == 1
+
+
+def test_qstash_schedules_need_a_token_and_the_service_url():
+    result = run_qstash_schedules("http://127.0.0.1:9", QSTASH_TOKEN="")
+    assert result.returncode != 0 and "set QSTASH_TOKEN" in result.stderr
 
 
 # --- Vercel: vercel.json's crons against api/index.py, with Vercel's bearer header ------------
