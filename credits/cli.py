@@ -199,4 +199,5 @@ def _outcome(row):
         return f"error: {row['error']}"
     if not row["results"]:
         return "-"
-    return " ".join(f"{name}={value}" for name, value in row["results"].items())
+    results = monitor.ordered_results(row["job"], row["results"])
+    return " ".join(f"{name}={value}" for name, value in results.items())

@@ -8,6 +8,13 @@ from credits.db import DatabaseUnavailable, connection, queries
 
 JOBS = ("grant", "expire")
 
+# The order the job routes answer their counts in; jsonb keeps its own order, so results read
+# back from job_runs are put in this one (anything else after it, as stored).
+RESULT_ORDER = {
+    "grant": ("processed", "successful", "skipped", "failed"),
+    "expire": ("processedBatches", "processedUsers", "totalExpiredAmount"),
+}
+
 
 def health(pool):
     """(body, healthy): whether the process and its database both answer."""
@@ -42,7 +49,7 @@ def job_status(pool, settings, now=None):
         }
     body = {
         "healthy": not problems,
-        "maxAgeHours": settings.status_max_age_hours,
+        "maxAgeHours": _number(settings.status_max_age_hours),
         "checkedAt": _iso(now),
         "jobs": jobs,
     }
@@ -67,9 +74,17 @@ def run_summary(row):
         "startedAt": _iso(row["started_at"]),
         "finishedAt": _iso(row["finished_at"]),
         "duration": duration_ms(row),
-        "results": row["results"],
+        "results": ordered_results(row["job"], row["results"]),
         "error": row["error"],
     }
+
+
+def ordered_results(job, results):
+    """A run's results with the counts in the order the job's route answers them."""
+    if results is None:
+        return None
+    order = [k for k in RESULT_ORDER.get(job, ()) if k in results]
+    return {k: results[k] for k in [*order, *(k for k in results if k not in order)]}
 
 
 def duration_ms(row):
@@ -77,6 +92,11 @@ def duration_ms(row):
     if row["finished_at"] is None:
         return None
     return round((row["finished_at"] - row["started_at"]).total_seconds() * 1000)
+
+
+def _number(value):
+    """26.0 as 26, 1.5 as 1.5."""
+    return int(value) if float(value).is_integer() else value
 
 
 def _iso(moment):

@@ -95,6 +95,8 @@ def test_status_after_both_jobs_ran_answers_200_with_each_last_run(
     assert response.status_code == 200
     body = response.get_json()
     assert body["healthy"] is True and body["maxAgeHours"] == 26
+    assert list(body["jobs"]["grant"]["lastRun"]["results"]) == list(grant["results"])
+    assert list(body["jobs"]["expire"]["lastRun"]["results"]) == list(expire["results"])
     assert "problems" not in body
     last_grant = body["jobs"]["grant"]["lastRun"]
     assert last_grant["jobId"] == grant["jobId"]
@@ -175,9 +177,8 @@ def run_cli(database_url):
 
 
 def test_runs_prints_the_recent_runs_newest_first_as_a_table(run_cli, sql_run):
-    older = add_run(
-        sql_run, "grant", "succeeded", 25, {"processed": 2, "successful": 2}, run_date="2026-03-01"
-    )
+    counts = {"processed": 2, "successful": 2, "skipped": 0, "failed": 0}
+    older = add_run(sql_run, "grant", "succeeded", 25, counts, run_date="2026-03-01")
     failed = add_run(sql_run, "expire", "failed", 1, error="database unavailable")
     result = run_cli("runs")
     assert result.exit_code == 0, result.output
@@ -189,7 +190,7 @@ def test_runs_prints_the_recent_runs_newest_first_as_a_table(run_cli, sql_run):
     assert first.endswith("error: database unavailable")
     assert "grant" in second and "succeeded" in second and older in second
     assert "1500ms" in second and "2026-03-01" in second
-    assert second.endswith("processed=2 successful=2")
+    assert second.endswith("processed=2 successful=2 skipped=0 failed=0")  # the route's order
     # The columns line up under the header.
     assert first.index(failed) == second.index(older) == header.index("JOB ID")
 
