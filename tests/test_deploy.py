@@ -12,6 +12,7 @@ import time
 import tomllib
 import urllib.error
 import urllib.request
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -153,6 +154,24 @@ def wrangler_crons():
 
 def test_wrangler_schedules_grant_at_01_and_expire_at_04_utc():
     assert wrangler_crons() == [SCHEDULES["grant"], SCHEDULES["expire"]]
+    config = tomllib.loads((DEPLOY / "cloudflare" / "wrangler.toml").read_text())
+    # Cloudflare refuses to deploy a Worker whose compatibility date is still to come.
+    assert date.fromisoformat(config["compatibility_date"]) <= date.today()
+
+
+def test_worker_module_exports_only_its_handler():
+    """The Workers runtime takes every export for a handler and refuses to start on a constant."""
+    if NODE is None:
+        pytest.skip("node is not installed: the Cloudflare Worker cannot be run here")
+    script = "const m = await import(process.argv[1]); console.log(JSON.stringify(Object.keys(m)));"
+    result = subprocess.run(
+        [NODE, "--input-type=module", "-e", script, (DEPLOY / "cloudflare" / "worker.js").as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["default"]
 
 
 def test_worker_grant_trigger_grants_through_the_service(service, due_subscription, sql_run):

@@ -1,13 +1,14 @@
 // The credits jobs on Cloudflare Cron Triggers: one Worker, both schedules (see wrangler.toml).
 // The trigger's cron string picks the job. Any answer but 2xx throws, so Cloudflare records the
 // invocation as failed; an answer with "complete": false is called again, up to MAX_CALLS times.
+// Only the default export: the Workers runtime takes every export of this module for a handler.
 
-export const JOBS = {
+const JOBS = {
   "0 1 * * *": "grant",
   "0 4 * * *": "expire",
 };
 
-export const MAX_CALLS = 10;
+const MAX_CALLS = 10;
 
 export default {
   async scheduled(event, env, ctx) {
@@ -22,7 +23,7 @@ export default {
   },
 };
 
-export async function runJob(job, env) {
+async function runJob(job, env) {
   if (!env.CREDITS_URL || !env.CRON_SECRET) {
     throw new Error("Set CREDITS_URL (a var) and CRON_SECRET (a secret) on this Worker");
   }
