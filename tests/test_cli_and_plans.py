@@ -11,16 +11,6 @@ from credits.cli import cli
 EXAMPLE_PLANS = Path(__file__).resolve().parent.parent / "plans.example.toml"
 
 
-@pytest.fixture
-def run_cli(database_url):
-    runner = CliRunner()
-
-    def run(*args):
-        return runner.invoke(cli, list(args), env={"DATABASE_URL": database_url})
-
-    return run
-
-
 def plans(sql_run):
     return {
         p["plan_id"]: (p["monthly_credits"], p["validity_days"])

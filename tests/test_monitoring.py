@@ -6,11 +6,9 @@ import time
 import uuid
 
 import pytest
-from click.testing import CliRunner
 
 import credits
 from credits import config
-from credits.cli import cli
 
 from .test_concurrency_and_failures import _set_connections
 
@@ -164,16 +162,6 @@ def test_status_answers_503_while_the_database_is_down(client, auth, server_url,
         _set_connections(server_url, database_url, True)
     assert response.status_code == 503
     assert response.get_json()["error"] == "database unavailable"
-
-
-@pytest.fixture
-def run_cli(database_url):
-    runner = CliRunner()
-
-    def run(*args):
-        return runner.invoke(cli, list(args), env={"DATABASE_URL": database_url})
-
-    return run
 
 
 def test_runs_prints_the_recent_runs_newest_first_as_a_table(run_cli, sql_run):
