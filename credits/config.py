@@ -1,5 +1,6 @@
 """Settings of the credits service, read from the environment (and .env)."""
 
+import math
 import os
 import secrets
 import tempfile
@@ -7,6 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MIN_SECRET_LENGTH = 16
+
+# Time limits, in seconds, that must agree (README, "Time limits"): a run stops starting chunks
+# when its budget is spent, and gunicorn kills a worker whose request outlives its timeout.
+# The default budget fits the shortest cron platform limit (Vercel Hobby, 10 s); a request may
+# ask for more, up to the worker timeout less a margin for the chunk in flight.
+DEFAULT_TIME_BUDGET = 8
+DEFAULT_WORKER_TIMEOUT = 300
+CHUNK_MARGIN = 30
+DEFAULT_CHUNK_SIZE = 10_000
 
 
 class ConfigError(Exception):
@@ -22,6 +32,9 @@ class Settings:
     eligible_statuses: tuple[str, ...]
     data_dir: Path
     db_timeout: float
+    chunk_size: int
+    time_budget: float
+    max_budget: float
 
     @classmethod
     def from_mapping(cls, values):
@@ -33,12 +46,17 @@ class Settings:
             raise ConfigError(
                 "CREDITS_ELIGIBLE_STATUSES must be a comma-separated list of statuses"
             )
-        try:
-            db_timeout = float(values.get("CREDITS_DB_TIMEOUT", "5"))
-        except ValueError:
-            raise ConfigError("CREDITS_DB_TIMEOUT must be a number of seconds") from None
-        if db_timeout <= 0:
-            raise ConfigError("CREDITS_DB_TIMEOUT must be a number of seconds above 0")
+        db_timeout = _positive(values, "CREDITS_DB_TIMEOUT", 5, float, "a number of seconds")
+        chunk_size = _positive(values, "CREDITS_CHUNK_SIZE", DEFAULT_CHUNK_SIZE, int, "a count")
+        time_budget = _positive(
+            values, "CREDITS_TIME_BUDGET", DEFAULT_TIME_BUDGET, float, "a number of seconds"
+        )
+        max_budget = worker_timeout(values) - CHUNK_MARGIN
+        if time_budget > max_budget:
+            raise ConfigError(
+                f"CREDITS_TIME_BUDGET ({time_budget:g} s) must leave {CHUNK_MARGIN} s before "
+                f"GUNICORN_TIMEOUT ({max_budget + CHUNK_MARGIN:g} s) for the chunk in flight"
+            )
         return cls(
             database_url=values.get("DATABASE_URL") or None,
             # Stray spaces and newlines come from copy-paste and .env files, never from intent.
@@ -46,6 +64,9 @@ class Settings:
             eligible_statuses=statuses,
             data_dir=Path(values.get("CREDITS_DATA_DIR", ".credits")),
             db_timeout=db_timeout,
+            chunk_size=chunk_size,
+            time_budget=time_budget,
+            max_budget=max_budget,
         )
 
     @property
@@ -57,6 +78,27 @@ class Settings:
     def local_secret_file(self):
         """Where a local run keeps the secret it generated for itself."""
         return self.data_dir / "cron_secret"
+
+
+def worker_timeout(values):
+    """gunicorn's worker timeout, in seconds: GUNICORN_TIMEOUT (read by gunicorn.conf.py too)."""
+    timeout = _positive(
+        values, "GUNICORN_TIMEOUT", DEFAULT_WORKER_TIMEOUT, int, "a whole number of seconds"
+    )
+    if timeout <= CHUNK_MARGIN:
+        raise ConfigError(f"GUNICORN_TIMEOUT must be above {CHUNK_MARGIN} seconds")
+    return timeout
+
+
+def _positive(values, name, default, kind, meaning):
+    """A setting that is a number above 0, or its default when unset."""
+    try:
+        value = kind(values.get(name, default))
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be {meaning} above 0, got {values.get(name)!r}")
+    return value
 
 
 def cron_secret(settings):

@@ -1,20 +1,28 @@
-"""The two daily jobs: grant the month's credits, expire batches past their date."""
+"""The two daily jobs: grant the month's credits, expire batches past their date.
+
+Each run works through a pass over its keys (subscriptions for grant, users with batches to
+expire for expire), one chunk per transaction, and stops between chunks when its time budget
+is spent. The pass's position commits with each chunk, so the next call carries on where the
+last one stopped and a run killed mid-chunk loses only that chunk.
+"""
 
 import logging
 import re
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from credits.config import Settings
 from credits.db import DatabaseUnavailable, connection, queries
 
 logger = logging.getLogger("credits")
 
-# A deadlock the server broke by aborting this run is retried this many times in all.
+# A chunk that loses a deadlock (the server aborts one side) is tried this many times in all.
 ATTEMPTS = 3
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -29,14 +37,43 @@ class JobAlreadyRunning(Exception):
 
 
 @dataclass(frozen=True)
+class Job:
+    """What tells one job's passes apart: its counts and how it finds its next chunk."""
+
+    name: str
+    counts: tuple[str, ...]
+    next_chunk: str  # the statement answering the next chunk's last key and size
+    count_keys: str  # the statement counting the keys a pass has left
+
+    def zero(self):
+        return dict.fromkeys(self.counts, 0)
+
+
+GRANT = Job(
+    "grant",
+    ("processed", "successful", "skipped", "failed"),
+    "next_subscription_chunk",
+    "count_pass_subscriptions",
+)
+EXPIRE = Job(
+    "expire",
+    ("processedBatches", "processedUsers", "totalExpiredAmount"),
+    "next_expiring_user_chunk",
+    "count_pass_expiring_users",
+)
+
+
+@dataclass(frozen=True)
 class JobRun:
-    """What one run of a job did."""
+    """What one run of a job did, and where its pass stands."""
 
     job_id: uuid.UUID
     duration_ms: int
     results: dict
     run_date: date | None = None
     dry_run: bool = False
+    complete: bool = True
+    totals: dict | None = None
 
     def response(self):
         """The JSON body the cron platform gets, in the documented shape."""
@@ -48,6 +85,9 @@ class JobRun:
             body["date"] = self.run_date.isoformat()
         body["duration"] = self.duration_ms
         body["results"] = self.results
+        body["complete"] = self.complete
+        if self.totals is not None:
+            body["totals"] = self.totals
         return body
 
 
@@ -67,25 +107,45 @@ def parse_run_date(text, today=None):
     return run_date
 
 
-def grant(pool, settings, run_date, job_id=None, dry_run=False):
-    """Grant every subscription due for the month of run_date its credits, once."""
+def parse_budget(text, settings):
+    """A run's time budget in seconds: the setting's, or a request's own up to the maximum."""
+    if text is None:
+        return settings.time_budget
+    try:
+        budget = float(text)
+    except ValueError:
+        budget = None
+    if budget is None or not 0 < budget <= settings.max_budget:
+        raise InvalidParameter(
+            f"budget must be a number of seconds above 0 and at most {settings.max_budget:g} "
+            f"(the worker timeout less a margin for the last chunk), got {text!r}"
+        )
+    return budget
+
+
+def grant(pool, settings, run_date, job_id=None, dry_run=False, budget=None, progress=None):
+    """Grant every subscription due for the month of run_date its credits, once.
+
+    With a budget (seconds) the run stops starting chunks once it is spent and says so;
+    without one it finishes the pass. progress(run_date, done, total) is told of each chunk.
+    """
     job_id = job_id or uuid.uuid4()
     label = f"[Credits Grant Job {job_id}]"
-    params = {
-        "run_date": run_date,
-        "eligible_statuses": list(settings.eligible_statuses),
-        "job_id": job_id,
-    }
+    params = {"run_date": run_date, "eligible_statuses": list(settings.eligible_statuses)}
     logger.info("%s Starting daily grant process%s", label, " (dry run)" if dry_run else "")
-    started = time.monotonic()
 
     if dry_run:
+        started = time.monotonic()
         with connection(pool) as conn:
             results = conn.execute(queries["count_due_subscriptions"], params).fetchone()
+        run = JobRun(job_id, _elapsed_ms(started), results, run_date, dry_run=True)
     else:
 
-        def work(conn):
-            row = conn.execute(queries["grant_due_subscriptions"], params).fetchone()
+        def grant_chunk(conn, pass_date, chunk):
+            row = conn.execute(
+                queries["grant_due_subscriptions"],
+                {**params, **chunk, "run_date": pass_date, "job_id": job_id},
+            ).fetchone()
             for missing in row.pop("missing_plans"):
                 logger.warning(
                     "%s %d subscription(s) cannot be granted: plan %r does not exist "
@@ -97,84 +157,188 @@ def grant(pool, settings, run_date, job_id=None, dry_run=False):
                 )
             return row
 
-        results = _run(pool, "grant", job_id, label, started, work, run_date=run_date)
-
-    run = JobRun(job_id, _elapsed_ms(started), results, run_date, dry_run)
-    logger.info(
-        "%s Completed in %dms. Processed: %d, Successful: %d, Skipped: %d, Failed: %d",
+        run = _run(pool, settings, GRANT, job_id, label, run_date, grant_chunk, budget, progress)
+    _log_end(
         label,
-        run.duration_ms,
-        results["processed"],
-        results["successful"],
-        results["skipped"],
-        results["failed"],
+        run,
+        "Processed: %d, Successful: %d, Skipped: %d, Failed: %d",
+        [run.results[name] for name in GRANT.counts],
     )
     return run
 
 
-def expire(pool, job_id=None, at=None):
-    """Expire every active batch whose expires_at has come by `at` (default: now)."""
+def expire(pool, settings=None, job_id=None, at=None, budget=None, progress=None):
+    """Expire every active batch whose expires_at has come by `at` (default: now).
+
+    Budget and progress work as in grant(). A pass belongs to the UTC day of `at`; a call
+    that carries on an unfinished pass keeps the pass's own cutoff time.
+    """
+    settings = settings or Settings.from_mapping({})
     job_id = job_id or uuid.uuid4()
     label = f"[Credits Expire Job {job_id}]"
-    params = {"at": at, "job_id": job_id}
     logger.info("%s Starting daily expire process", label)
-    started = time.monotonic()
 
-    def work(conn):
-        conn.execute(queries["lock_expiring_balances"], params)
-        row = conn.execute(queries["expire_batches"], params).fetchone()
+    def expire_chunk(conn, pass_date, chunk):
+        chunk = {**chunk, "job_id": job_id}
+        conn.execute(queries["lock_expiring_balances"], chunk)
+        row = conn.execute(queries["expire_batches"], chunk).fetchone()
         return {
             "processedBatches": row["processed_batches"],
             "processedUsers": row["processed_users"],
             "totalExpiredAmount": row["total_expired_amount"],
         }
 
-    results = _run(pool, "expire", job_id, label, started, work)
-    run = JobRun(job_id, _elapsed_ms(started), results)
-    logger.info(
-        "%s Completed in %dms. Processed batches: %d, Users: %d, Expired: %d",
+    run_date = (at or datetime.now(timezone.utc)).astimezone(timezone.utc).date()
+    run = _run(
+        pool, settings, EXPIRE, job_id, label, run_date, expire_chunk, budget, progress, cutoff=at
+    )
+    _log_end(
         label,
-        run.duration_ms,
-        results["processedBatches"],
-        results["processedUsers"],
-        results["totalExpiredAmount"],
+        run,
+        "Processed batches: %d, Users: %d, Expired: %d",
+        [run.results[name] for name in EXPIRE.counts],
     )
     return run
 
 
-def _run(pool, job, job_id, label, started, work, run_date=None):
-    """Run work(conn) in one transaction under the job's lock, recorded in job_runs."""
+def _run(pool, settings, job, job_id, label, run_date, work, budget, progress, cutoff=None):
+    """Work through the job's unfinished earlier passes, then run_date's, under its lock."""
+    started = time.monotonic()
+    results, totals = job.zero(), None
+
+    def out_of_time(last_chunk_seconds):
+        # Start no chunk that would likely end past the budget.
+        return budget is not None and (time.monotonic() - started) + last_chunk_seconds > budget
+
     try:
         with connection(pool) as conn:
             with conn.transaction():
                 conn.execute(
-                    queries["start_job_run"], {"job_id": job_id, "job": job, "run_date": run_date}
+                    queries["start_job_run"],
+                    {"job_id": job_id, "job": job.name, "run_date": run_date},
                 )
-            for attempt in range(1, ATTEMPTS + 1):
-                try:
-                    with conn.transaction():
-                        if not conn.execute(queries["lock_job"], {"job": job}).fetchone()["locked"]:
-                            raise JobAlreadyRunning(f"a {job} run is already in progress")
-                        results = work(conn)
-                        conn.execute(
-                            queries["finish_job_run"], {"job_id": job_id, "results": Jsonb(results)}
-                        )
-                    return results
-                except psycopg.errors.DeadlockDetected:
-                    if attempt == ATTEMPTS:
-                        raise
-                    logger.warning("%s Deadlock, retrying (attempt %d)", label, attempt + 1)
+            with _job_lock(conn, job, job_id):
+                earlier = conn.execute(
+                    queries["unfinished_job_passes"], {"job": job.name, "run_date": run_date}
+                ).fetchall()
+                for row in earlier:
+                    logger.info("%s Finishing the unfinished pass of %s", label, row["run_date"])
+                for pass_date in [row["run_date"] for row in earlier] + [run_date]:
+                    pass_totals, complete = _work_pass(
+                        conn, settings, job, pass_date, cutoff, work, results, out_of_time, progress
+                    )
+                    if not complete:
+                        break
+                if pass_date == run_date:
+                    totals = pass_totals  # the response's totals are run_date's pass's
+                with conn.transaction():
+                    conn.execute(
+                        queries["finish_job_run"],
+                        {"job_id": job_id, "results": Jsonb(results), "complete": complete},
+                    )
     except Exception as exc:
         logger.error("%s Failed after %dms: %s", label, _elapsed_ms(started), _reason(exc))
-        _record_failure(pool, job_id, exc)
+        _record_failure(pool, job_id, exc, results)
         raise
+    return JobRun(job_id, _elapsed_ms(started), results, run_date, False, complete, totals)
 
 
-def _record_failure(pool, job_id, exc):
+@contextmanager
+def _job_lock(conn, job, job_id):
+    """Hold the job's lock for the run; any other run still marked running is abandoned."""
+    with conn.transaction():
+        if not conn.execute(queries["lock_job"], {"job": job.name}).fetchone()["locked"]:
+            raise JobAlreadyRunning(f"a {job.name} run is already in progress")
+        conn.execute(queries["abandon_job_runs"], {"job": job.name, "job_id": job_id})
+    try:
+        yield
+    finally:
+        try:
+            with conn.transaction():
+                conn.execute(queries["unlock_job"], {"job": job.name})
+        except psycopg.Error:
+            conn.close()  # never hand a connection that may hold the lock back to the pool
+
+
+def _work_pass(conn, settings, job, run_date, cutoff, work, results, out_of_time, progress):
+    """Do the pass's chunks until it is done or time is up; answers (totals, complete)."""
+    with conn.transaction():
+        state = conn.execute(
+            queries["start_job_pass"],
+            {"job": job.name, "run_date": run_date, "cutoff": cutoff, "totals": Jsonb(job.zero())},
+        ).fetchone()
+    keys = {"after_key": state["after_key"], "cutoff": state["cutoff"]}
+    totals = state["totals"]
+    if progress:
+        with conn.transaction():
+            left = conn.execute(queries[job.count_keys], keys).fetchone()["keys"]
+        progress(run_date, 0, left)
+    done, last_chunk_seconds = 0, 0.0
+    while True:
+        if out_of_time(last_chunk_seconds):
+            return totals, False
+        chunk_started = time.monotonic()
+        counts, chunk, totals = _work_chunk(conn, settings, job, run_date, keys, work, totals)
+        last_chunk_seconds = time.monotonic() - chunk_started
+        for name in job.counts:
+            results[name] += counts[name]
+        done += chunk["keys"]
+        if progress:
+            progress(run_date, done, left)
+        if chunk["keys"] < settings.chunk_size:
+            return totals, True
+        keys["after_key"] = chunk["last_key"]
+
+
+def _work_chunk(conn, settings, job, run_date, keys, work, totals):
+    """One chunk and the pass's move past it, in one transaction; a lost deadlock is retried."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with conn.transaction():
+                chunk = conn.execute(
+                    queries[job.next_chunk], {**keys, "chunk_size": settings.chunk_size}
+                ).fetchone()
+                counts = job.zero()
+                if chunk["keys"]:
+                    counts = work(conn, run_date, {**keys, "last_key": chunk["last_key"]})
+                new_totals = {name: totals[name] + counts[name] for name in job.counts}
+                conn.execute(
+                    queries["advance_job_pass"],
+                    {
+                        "job": job.name,
+                        "run_date": run_date,
+                        "after_key": chunk["last_key"] or keys["after_key"],
+                        "totals": Jsonb(new_totals),
+                        "complete": chunk["keys"] < settings.chunk_size,
+                    },
+                )
+            return counts, chunk, new_totals
+        except psycopg.errors.DeadlockDetected:
+            if attempt == ATTEMPTS:
+                raise
+            logger.warning("Deadlock, retrying the %s chunk (attempt %d)", job.name, attempt + 1)
+
+
+def _log_end(label, run, counts_format, counts):
+    if run.complete:
+        logger.info(f"%s Completed in %dms. {counts_format}", label, run.duration_ms, *counts)
+    else:
+        logger.info(
+            f"%s Time budget spent after %dms; call again to carry on. {counts_format}",
+            label,
+            run.duration_ms,
+            *counts,
+        )
+
+
+def _record_failure(pool, job_id, exc, results):
     """Mark a run failed; when the database is gone the row cannot be written, only logged."""
     try:
         with connection(pool) as conn, conn.transaction():
-            conn.execute(queries["fail_job_run"], {"job_id": job_id, "error": _reason(exc)})
+            conn.execute(
+                queries["fail_job_run"],
+                {"job_id": job_id, "error": _reason(exc), "results": Jsonb(results)},
+            )
     except (DatabaseUnavailable, psycopg.Error) as err:
         logger.error("Could not record the failure of run %s: %s", job_id, err)
 

@@ -1,5 +1,6 @@
--- expire_batches: close every active batch whose expires_at has come (at, or now), write its
--- remaining credits off in the ledger and lower the balances, in one statement over all users.
+-- expire_batches: close every active batch due by the pass's cutoff of one chunk's users
+-- (user ids after after_key up to last_key), write its remaining credits off in the ledger
+-- and lower the balances, in one statement over the chunk.
 -- Only active batches are touched and an active batch always holds credits, so each
 -- expired batch had credits to write off, and consumed credits are never expired.
 WITH expired AS (
@@ -8,7 +9,9 @@ WITH expired AS (
       FROM (SELECT id, remaining
               FROM credits.batches
              WHERE status = 'active'
-               AND expires_at <= coalesce(%(at)s::timestamptz, now())
+               AND expires_at <= %(cutoff)s
+               AND (%(after_key)s::text IS NULL OR user_id > %(after_key)s)
+               AND user_id <= %(last_key)s
                FOR UPDATE) AS due
      WHERE b.id = due.id
     RETURNING b.id, b.user_id, due.remaining AS expired_amount

@@ -1,0 +1,8 @@
+-- next_subscription_chunk: the next chunk of a grant pass: up to chunk_size subscriptions
+-- after after_key, in id order (the primary key's). Answers its last id and its size.
+SELECT max(id) AS last_key, count(*) AS keys
+  FROM (SELECT id
+          FROM credits.subscriptions
+         WHERE %(after_key)s::text IS NULL OR id > %(after_key)s
+         ORDER BY id
+         LIMIT %(chunk_size)s) AS chunk
