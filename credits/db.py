@@ -39,7 +39,9 @@ def open_pool(settings, max_size=4):
         min_size=1,
         max_size=max_size,
         timeout=settings.db_timeout,
-        kwargs={"row_factory": dict_row},
+        # Autocommit: every transaction is an explicit `with conn.transaction()` block, never
+        # one opened behind the code's back by a stray statement.
+        kwargs={"row_factory": dict_row, "autocommit": True},
         check=ConnectionPool.check_connection,
         open=True,
         name="credits",

@@ -205,10 +205,7 @@ def _run(pool, settings, job, job_id, label, run_date, work, budget, progress, c
     """Work through the job's unfinished earlier passes, then run_date's, under its lock."""
     started = time.monotonic()
     results, totals = job.zero(), None
-
-    def out_of_time(last_chunk_seconds):
-        # Start no chunk that would likely end past the budget.
-        return budget is not None and (time.monotonic() - started) + last_chunk_seconds > budget
+    clock = _Budget(started, budget)
 
     try:
         with connection(pool) as conn:
@@ -225,7 +222,7 @@ def _run(pool, settings, job, job_id, label, run_date, work, budget, progress, c
                     logger.info("%s Finishing the unfinished pass of %s", label, row["run_date"])
                 for pass_date in [row["run_date"] for row in earlier] + [run_date]:
                     pass_totals, complete = _work_pass(
-                        conn, settings, job, pass_date, cutoff, work, results, out_of_time, progress
+                        conn, settings, job, pass_date, cutoff, work, results, clock, progress
                     )
                     if not complete:
                         break
@@ -241,6 +238,24 @@ def _run(pool, settings, job, job_id, label, run_date, work, budget, progress, c
         _record_failure(pool, job_id, exc, results)
         raise
     return JobRun(job_id, _elapsed_ms(started), results, run_date, False, complete, totals)
+
+
+class _Budget:
+    """A run's time budget: no chunk is started that would likely end past it."""
+
+    def __init__(self, started, seconds):
+        self.started = started
+        self.seconds = seconds
+        self.last_chunk = None  # seconds; None until the run's first chunk is done
+
+    def spent(self):
+        # A run always does one chunk, so that even the smallest budget makes progress.
+        if self.seconds is None or self.last_chunk is None:
+            return False
+        return time.monotonic() - self.started + self.last_chunk > self.seconds
+
+    def chunk_took(self, seconds):
+        self.last_chunk = seconds
 
 
 @contextmanager
@@ -260,7 +275,7 @@ def _job_lock(conn, job, job_id):
             conn.close()  # never hand a connection that may hold the lock back to the pool
 
 
-def _work_pass(conn, settings, job, run_date, cutoff, work, results, out_of_time, progress):
+def _work_pass(conn, settings, job, run_date, cutoff, work, results, clock, progress):
     """Do the pass's chunks until it is done or time is up; answers (totals, complete)."""
     with conn.transaction():
         state = conn.execute(
@@ -273,13 +288,13 @@ def _work_pass(conn, settings, job, run_date, cutoff, work, results, out_of_time
         with conn.transaction():
             left = conn.execute(queries[job.count_keys], keys).fetchone()["keys"]
         progress(run_date, 0, left)
-    done, last_chunk_seconds = 0, 0.0
+    done = 0
     while True:
-        if out_of_time(last_chunk_seconds):
+        if clock.spent():
             return totals, False
         chunk_started = time.monotonic()
         counts, chunk, totals = _work_chunk(conn, settings, job, run_date, keys, work, totals)
-        last_chunk_seconds = time.monotonic() - chunk_started
+        clock.chunk_took(time.monotonic() - chunk_started)
         for name in job.counts:
             results[name] += counts[name]
         done += chunk["keys"]
