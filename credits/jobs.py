@@ -1,8 +1,7 @@
 """The two daily jobs: grant the month's credits, expire batches past their date.
 
-Each run works through a pass over its keys (subscriptions for grant, users with batches to
-expire for expire), one chunk per transaction, and stops between chunks when its time budget
-is spent. The pass's position commits with each chunk, so the next call carries on where the
+Each run works through a pass over its keys (subscriptions for grant, users for expire), one
+chunk per transaction, and stops between chunks when its time budget is spent. The pass's position commits with each chunk, so the next call carries on where the
 last one stopped and a run killed mid-chunk loses only that chunk.
 """
 
@@ -58,8 +57,8 @@ GRANT = Job(
 EXPIRE = Job(
     "expire",
     ("processedBatches", "processedUsers", "totalExpiredAmount"),
-    "next_expiring_user_chunk",
-    "count_pass_expiring_users",
+    "next_user_chunk",
+    "count_pass_users",
 )
 
 
