@@ -17,6 +17,8 @@ DEFAULT_TIME_BUDGET = 8
 DEFAULT_WORKER_TIMEOUT = 300
 CHUNK_MARGIN = 30
 DEFAULT_CHUNK_SIZE = 10_000
+# A run's chunks go this many at a time, each stripe of keys on a connection of its own.
+DEFAULT_PARALLEL_CHUNKS = 2
 
 
 class ConfigError(Exception):
@@ -33,6 +35,7 @@ class Settings:
     data_dir: Path
     db_timeout: float
     chunk_size: int
+    parallel_chunks: int
     time_budget: float
     max_budget: float
 
@@ -48,6 +51,9 @@ class Settings:
             )
         db_timeout = _positive(values, "CREDITS_DB_TIMEOUT", 5, float, "a number of seconds")
         chunk_size = _positive(values, "CREDITS_CHUNK_SIZE", DEFAULT_CHUNK_SIZE, int, "a count")
+        parallel_chunks = _positive(
+            values, "CREDITS_PARALLEL_CHUNKS", DEFAULT_PARALLEL_CHUNKS, int, "a count"
+        )
         time_budget = _positive(
             values, "CREDITS_TIME_BUDGET", DEFAULT_TIME_BUDGET, float, "a number of seconds"
         )
@@ -65,6 +71,7 @@ class Settings:
             data_dir=Path(values.get("CREDITS_DATA_DIR", ".credits")),
             db_timeout=db_timeout,
             chunk_size=chunk_size,
+            parallel_chunks=parallel_chunks,
             time_budget=time_budget,
             max_budget=max_budget,
         )

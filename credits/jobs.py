@@ -1,14 +1,18 @@
 """The two daily jobs: grant the month's credits, expire batches past their date.
 
 Each run works through a pass over its keys (subscriptions for grant, users for expire), one
-chunk per transaction, and stops between chunks when its time budget is spent. The pass's position commits with each chunk, so the next call carries on where the
-last one stopped and a run killed mid-chunk loses only that chunk.
+chunk per transaction, in stripes (key ranges) worked side by side on their own connections,
+and stops starting chunks when its time budget is spent. Each stripe's position commits with
+its chunk, so the next call carries on where the last one stopped, and a run killed
+mid-chunk loses only that chunk.
 """
 
 import logging
 import re
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -42,7 +46,8 @@ class Job:
     name: str
     counts: tuple[str, ...]
     next_chunk: str  # the statement answering the next chunk's last key and size
-    count_keys: str  # the statement counting the keys a pass has left
+    count_keys: str  # the statement counting the keys a stripe has left
+    key_at: str  # the statement answering the key at a position, where stripes split
 
     def zero(self):
         return dict.fromkeys(self.counts, 0)
@@ -53,12 +58,14 @@ GRANT = Job(
     ("processed", "successful", "skipped", "failed"),
     "next_subscription_chunk",
     "count_pass_subscriptions",
+    "subscription_at",
 )
 EXPIRE = Job(
     "expire",
     ("processedBatches", "processedUsers", "totalExpiredAmount"),
     "next_user_chunk",
     "count_pass_users",
+    "user_at",
 )
 
 
@@ -203,9 +210,9 @@ def expire(pool, settings=None, job_id=None, at=None, budget=None, progress=None
 def _run(pool, settings, job, job_id, label, run_date, work, budget, progress, cutoff=None):
     """Work through the job's unfinished earlier passes, then run_date's, under its lock."""
     started = time.monotonic()
-    results, totals = job.zero(), None
+    tally = _Tally(job, progress)
     clock = _Budget(started, budget)
-
+    totals = None
     try:
         with connection(pool) as conn:
             with conn.transaction():
@@ -220,23 +227,27 @@ def _run(pool, settings, job, job_id, label, run_date, work, budget, progress, c
                 for row in earlier:
                     logger.info("%s Finishing the unfinished pass of %s", label, row["run_date"])
                 for pass_date in [row["run_date"] for row in earlier] + [run_date]:
-                    pass_totals, complete = _work_pass(
-                        conn, settings, job, pass_date, cutoff, work, results, clock, progress
+                    stripes = _work_pass(
+                        pool, conn, settings, job, pass_date, cutoff, work, tally, clock
                     )
+                    complete = all(stripe["complete"] for stripe in stripes)
                     if not complete:
                         break
-                if pass_date == run_date:
-                    totals = pass_totals  # the response's totals are run_date's pass's
+                if pass_date == run_date:  # the response's totals are run_date's pass's
+                    totals = {
+                        name: sum(stripe["totals"][name] for stripe in stripes)
+                        for name in job.counts
+                    }
                 with conn.transaction():
                     conn.execute(
                         queries["finish_job_run"],
-                        {"job_id": job_id, "results": Jsonb(results), "complete": complete},
+                        {"job_id": job_id, "results": Jsonb(tally.results), "complete": complete},
                     )
     except Exception as exc:
         logger.error("%s Failed after %dms: %s", label, _elapsed_ms(started), _reason(exc))
-        _record_failure(pool, job_id, exc, results)
+        _record_failure(pool, job_id, exc, tally.results)
         raise
-    return JobRun(job_id, _elapsed_ms(started), results, run_date, False, complete, totals)
+    return JobRun(job_id, _elapsed_ms(started), tally.results, run_date, False, complete, totals)
 
 
 class _Budget:
@@ -257,6 +268,30 @@ class _Budget:
         self.last_chunk = seconds
 
 
+class _Tally:
+    """What a run's stripes have done, added up as they go; and whether one of them failed."""
+
+    def __init__(self, job, progress):
+        self.job = job
+        self.results = job.zero()
+        self.progress = progress
+        self.failed = threading.Event()  # the other stripes start no new chunk
+        self._lock = threading.Lock()
+
+    def start_pass(self, run_date, keys):
+        self.run_date, self.done, self.keys = run_date, 0, keys
+        if self.progress:
+            self.progress(run_date, 0, keys)
+
+    def add(self, counts, keys):
+        with self._lock:
+            for name in self.job.counts:
+                self.results[name] += counts[name]
+            self.done += keys
+            if self.progress:
+                self.progress(self.run_date, self.done, self.keys)
+
+
 @contextmanager
 def _job_lock(conn, job, job_id):
     """Hold the job's lock for the run; any other run still marked running is abandoned."""
@@ -274,38 +309,84 @@ def _job_lock(conn, job, job_id):
             conn.close()  # never hand a connection that may hold the lock back to the pool
 
 
-def _work_pass(conn, settings, job, run_date, cutoff, work, results, clock, progress):
-    """Do the pass's chunks until it is done or time is up; answers (totals, complete)."""
-    with conn.transaction():
-        state = conn.execute(
-            queries["start_job_pass"],
-            {"job": job.name, "run_date": run_date, "cutoff": cutoff, "totals": Jsonb(job.zero())},
-        ).fetchone()
-    keys = {"after_key": state["after_key"], "cutoff": state["cutoff"]}
-    totals = state["totals"]
-    if progress:
+def _work_pass(pool, conn, settings, job, run_date, cutoff, work, tally, clock):
+    """Work the pass's unfinished stripes side by side; answers where its stripes now stand."""
+    pass_keys = {"job": job.name, "run_date": run_date}
+    stripes = _pass_stripes(conn, settings, job, run_date, cutoff)
+    unfinished = [stripe for stripe in stripes if not stripe["complete"]]
+    if tally.progress:
         with conn.transaction():
-            left = conn.execute(queries[job.count_keys], keys).fetchone()["keys"]
-        progress(run_date, 0, left)
-    done = 0
-    while True:
-        if clock.spent():
-            return totals, False
-        chunk_started = time.monotonic()
-        counts, chunk, totals = _work_chunk(conn, settings, job, run_date, keys, work, totals)
-        clock.chunk_took(time.monotonic() - chunk_started)
-        for name in job.counts:
-            results[name] += counts[name]
-        done += chunk["keys"]
-        if progress:
-            progress(run_date, done, left)
-        if chunk["keys"] < settings.chunk_size:
-            return totals, True
-        keys["after_key"] = chunk["last_key"]
+            keys = sum(
+                conn.execute(queries[job.count_keys], stripe).fetchone()["keys"]
+                for stripe in unfinished
+            )
+        tally.start_pass(run_date, keys)
+    else:
+        tally.start_pass(run_date, None)
+    with ThreadPoolExecutor(settings.parallel_chunks) as stripe_workers:
+        futures = [
+            stripe_workers.submit(
+                _work_stripe, pool, settings, job, run_date, stripe, work, tally, clock
+            )
+            for stripe in unfinished
+        ]
+    for future in futures:
+        future.result()  # the first stripe's error, if any
+    with conn.transaction():
+        return conn.execute(queries["find_job_pass"], pass_keys).fetchall()
 
 
-def _work_chunk(conn, settings, job, run_date, keys, work, totals):
-    """One chunk and the pass's move past it, in one transaction; a lost deadlock is retried."""
+def _pass_stripes(conn, settings, job, run_date, cutoff):
+    """The pass's stripes: the unfinished pass's, or a new pass split into even key ranges."""
+    pass_keys = {"job": job.name, "run_date": run_date}
+    with conn.transaction():
+        stripes = conn.execute(queries["find_job_pass"], pass_keys).fetchall()
+        if stripes and not all(stripe["complete"] for stripe in stripes):
+            return stripes
+        everything = {"after_key": None, "upper_key": None}
+        keys = conn.execute(queries[job.count_keys], everything).fetchone()["keys"]
+        # No stripe smaller than a chunk: a small pass is one stripe.
+        parts = max(1, min(settings.parallel_chunks, keys // settings.chunk_size))
+        bounds = [
+            conn.execute(queries[job.key_at], {"position": keys * k // parts - 1}).fetchone()["key"]
+            for k in range(1, parts)
+        ]
+        conn.execute(queries["clear_job_pass"], pass_keys)
+        return conn.execute(
+            queries["start_job_pass"],
+            {
+                **pass_keys,
+                "cutoff": cutoff,
+                "after_keys": [None, *bounds],
+                "upper_keys": [*bounds, None],
+                "totals": Jsonb(job.zero()),
+            },
+        ).fetchall()
+
+
+def _work_stripe(pool, settings, job, run_date, stripe, work, tally, clock):
+    """Do a stripe's chunks on a connection of its own until it is done or time is up."""
+    keys = {key: stripe[key] for key in ("after_key", "upper_key", "cutoff")}
+    totals = stripe["totals"]
+    try:
+        with connection(pool) as conn:
+            while not (tally.failed.is_set() or clock.spent()):
+                chunk_started = time.monotonic()
+                counts, chunk, totals = _work_chunk(
+                    conn, settings, job, run_date, stripe["stripe"], keys, work, totals
+                )
+                clock.chunk_took(time.monotonic() - chunk_started)
+                tally.add(counts, chunk["keys"])
+                if chunk["keys"] < settings.chunk_size:
+                    return
+                keys["after_key"] = chunk["last_key"]
+    except BaseException:
+        tally.failed.set()
+        raise
+
+
+def _work_chunk(conn, settings, job, run_date, stripe, keys, work, totals):
+    """One chunk and its stripe's move past it, in one transaction; a lost deadlock is retried."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with conn.transaction():
@@ -321,6 +402,7 @@ def _work_chunk(conn, settings, job, run_date, keys, work, totals):
                     {
                         "job": job.name,
                         "run_date": run_date,
+                        "stripe": stripe,
                         "after_key": chunk["last_key"] or keys["after_key"],
                         "totals": Jsonb(new_totals),
                         "complete": chunk["keys"] < settings.chunk_size,

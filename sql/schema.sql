@@ -96,20 +96,23 @@ CREATE TABLE IF NOT EXISTS credits.job_runs (
 
 CREATE INDEX IF NOT EXISTS job_runs_job_started_at_idx ON credits.job_runs (job, started_at);
 
--- Where each job's pass over its keys stands: a pass works through subscriptions (grant) or
--- users (expire) in key order, one chunk per transaction, and this row moves on in the same
--- transaction as each chunk. A run out of time stops between chunks and the next call
--- carries on after after_key; totals add up the pass's chunks exactly.
+-- Where each job's pass over its keys stands. A pass works through subscriptions (grant) or
+-- users (expire) in key order, one chunk per transaction; its keys are split into stripes
+-- (key ranges) worked side by side, one row each. A stripe's row moves on in the same
+-- transaction as each of its chunks, so a run out of time stops between chunks and the next
+-- call carries on after after_key, and totals add up the stripe's chunks exactly.
 CREATE TABLE IF NOT EXISTS credits.job_progress (
     job        text NOT NULL CHECK (job IN ('grant', 'expire')),
     run_date   date NOT NULL,
-    cutoff     timestamptz NULL,  -- expire: the pass expires batches due by this time
-    after_key  text NULL,         -- the last key done; NULL before the first chunk
+    stripe     integer NOT NULL,
+    cutoff     timestamptz NOT NULL,  -- expire: the pass expires batches due by this time
+    after_key  text NULL,             -- the last key done, or the stripe's lower bound
+    upper_key  text NULL,             -- the stripe's last key; NULL: to the end
     totals     jsonb NOT NULL,
     complete   boolean NOT NULL DEFAULT false,
     started_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (job, run_date)
+    PRIMARY KEY (job, run_date, stripe)
 );
 
 -- Databases made by the first release: a ledger foreign key, an index no statement uses any

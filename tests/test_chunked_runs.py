@@ -9,19 +9,20 @@ from credits import config, jobs
 from .conftest import SECRET
 
 CHUNK = 3
-# A budget spent by the first chunk: every call does exactly one chunk, then stops.
+# A budget spent by the first chunk: every call does exactly one chunk a stripe, then stops.
 ONE_CHUNK = "0.001"
+# Chunks of three keys, one stripe: every chunk boundary is known in advance.
+ONE_STRIPE = {"CREDITS_CHUNK_SIZE": str(CHUNK), "CREDITS_PARALLEL_CHUNKS": "1"}
 
 
 @pytest.fixture
 def chunked(test_config):
-    """Settings with chunks of three keys."""
-    return config.Settings.from_mapping({**test_config, "CREDITS_CHUNK_SIZE": str(CHUNK)})
+    return config.Settings.from_mapping({**test_config, **ONE_STRIPE})
 
 
 @pytest.fixture
 def chunked_client(make_app):
-    return make_app(CREDITS_CHUNK_SIZE=str(CHUNK)).test_client()
+    return make_app(**ONE_STRIPE).test_client()
 
 
 def seed(sql_run, count, plan="pro", started_at="2026-01-10", user=lambda i: f"user-{i}"):
@@ -134,7 +135,7 @@ def test_a_failed_chunk_rolls_back_alone_and_the_next_run_redoes_it(
         CREATE TRIGGER refuse_user_5 BEFORE INSERT ON credits.transactions
             FOR EACH ROW EXECUTE FUNCTION credits.refuse_user_5();
     """)
-    chunked_client = make_app(CREDITS_CHUNK_SIZE=str(CHUNK)).test_client()
+    chunked_client = make_app(**ONE_STRIPE).test_client()
     headers = {"Authorization": f"Bearer {SECRET}"}
 
     response = chunked_client.get("/api/jobs/credits/grant?date=2026-03-15", headers=headers)
