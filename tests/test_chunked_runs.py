@@ -268,3 +268,84 @@ def test_run_left_running_by_a_dead_process_is_marked_abandoned(client, auth, sq
     rows = sql_run("SELECT status, error FROM credits.job_runs ORDER BY started_at")
     assert [r["status"] for r in rows] == ["abandoned", "succeeded"]
     assert "stopped before the run finished" in rows[0]["error"]
+
+
+@pytest.fixture
+def two_stripes(test_config):
+    return config.Settings.from_mapping(
+        {**test_config, "CREDITS_CHUNK_SIZE": str(CHUNK), "CREDITS_PARALLEL_CHUNKS": "2"}
+    )
+
+
+def test_two_stripes_grant_each_subscription_once_with_exact_totals(
+    pool, two_stripes, sql_run, add_plan
+):
+    add_plan("pro", 10, 30)
+    seed(sql_run, 20)
+    run = jobs.grant(pool, two_stripes, jobs.parse_run_date("2026-03-15"))
+    expected = {"processed": 20, "successful": 20, "skipped": 0, "failed": 0}
+    assert run.complete and run.results == expected and run.totals == expected
+    assert granted(sql_run) == {"n": 20, "refs": 20}
+    stripes = sql_run("SELECT * FROM credits.job_progress ORDER BY stripe")
+    assert len(stripes) == 2 and all(s["complete"] for s in stripes)
+    # The stripes meet without a gap: the first ends where the second starts.
+    assert stripes[0]["upper_key"] is not None and stripes[1]["upper_key"] is None
+    assert stripes[0]["after_key"] == stripes[0]["upper_key"]
+    assert [s["totals"]["processed"] for s in stripes] == [10, 10]
+
+
+def test_two_stripes_resume_over_budgeted_calls_with_exact_totals(
+    pool, two_stripes, sql_run, add_plan
+):
+    add_plan("pro", 10, 30)
+    seed(sql_run, 20)
+    calls = [jobs.grant(pool, two_stripes, jobs.parse_run_date("2026-03-15"), budget=0.001)]
+    while not calls[-1].complete and len(calls) < 20:
+        calls.append(jobs.grant(pool, two_stripes, jobs.parse_run_date("2026-03-15"), budget=0.001))
+    assert len(calls) > 1 and calls[-1].complete
+    assert sum(c.results["successful"] for c in calls) == 20
+    assert calls[-1].totals == {"processed": 20, "successful": 20, "skipped": 0, "failed": 0}
+    assert granted(sql_run) == {"n": 20, "refs": 20}
+
+
+def test_two_stripes_expire_counts_each_user_once(pool, two_stripes, sql_run, add_plan):
+    add_plan("pro", 10, 30)
+    for i in range(1, 21):
+        for n in (1, 2):
+            sql_run(
+                "INSERT INTO credits.subscriptions VALUES (%s, %s, 'pro', 'active', "
+                "'2026-01-10', NULL)",
+                (f"sub-{i}-{n}", f"user-{i}"),
+            )
+    jobs.grant(pool, two_stripes, jobs.parse_run_date("2026-03-15"))
+    run = jobs.expire(pool, two_stripes, at=datetime(2026, 5, 1, tzinfo=timezone.utc))
+    expected = {"processedBatches": 40, "processedUsers": 20, "totalExpiredAmount": 400}
+    assert run.complete and run.results == expected and run.totals == expected
+    assert len(sql_run("SELECT * FROM credits.job_progress WHERE job = 'expire'")) == 2
+
+
+def test_a_failing_stripe_stops_the_run_and_the_next_run_finishes_exactly(
+    pool, two_stripes, sql_run, add_plan
+):
+    add_plan("pro", 10, 30)
+    seed(sql_run, 20)
+    sql_run("""
+        CREATE FUNCTION credits.refuse_user_9() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.user_id = 'user-9' THEN RAISE EXCEPTION 'ledger refused user-9'; END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_user_9 BEFORE INSERT ON credits.transactions
+            FOR EACH ROW EXECUTE FUNCTION credits.refuse_user_9();
+    """)
+    with pytest.raises(Exception, match="ledger refused user-9"):
+        jobs.grant(pool, two_stripes, jobs.parse_run_date("2026-03-15"))
+    [failed] = sql_run("SELECT status, results FROM credits.job_runs")
+    assert failed["status"] == "failed"
+    assert failed["results"]["successful"] == granted(sql_run)["n"] < 20
+
+    sql_run("DROP TRIGGER refuse_user_9 ON credits.transactions")
+    run = jobs.grant(pool, two_stripes, jobs.parse_run_date("2026-03-15"))
+    assert run.results["successful"] + failed["results"]["successful"] == 20
+    assert run.totals == {"processed": 20, "successful": 20, "skipped": 0, "failed": 0}
+    assert granted(sql_run) == {"n": 20, "refs": 20}
