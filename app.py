@@ -47,20 +47,22 @@ def create_app(test_config=None):
 
     @app.route("/api/jobs/credits/grant", methods=["GET", "POST"])
     def grant():
-        args = _job_args({"date", "dryRun"})
+        args = _job_args({"date", "dryRun", "budget"})
         run = jobs.grant(
             pool,
             settings,
             run_date=jobs.parse_run_date(args.get("date")),
             job_id=g.job_id,
             dry_run=_flag(args, "dryRun"),
+            budget=jobs.parse_budget(args.get("budget"), settings),
         )
         return jsonify(run.response())
 
     @app.route("/api/jobs/credits/expire", methods=["GET", "POST"])
     def expire():
-        _job_args(set())
-        return jsonify(jobs.expire(pool, job_id=g.job_id).response())
+        args = _job_args({"budget"})
+        budget = jobs.parse_budget(args.get("budget"), settings)
+        return jsonify(jobs.expire(pool, settings, job_id=g.job_id, budget=budget).response())
 
     @app.route("/api/jobs/credits/status")
     def status():

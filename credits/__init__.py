@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 # Fields the jobs attach to their log records (logger.info(..., extra=...)); JSON lines carry
 # them as they are, plain lines already say them in words.
-LOG_FIELDS = ("event", "job", "job_id", "dry_run", "duration_ms", "results", "error")
+LOG_FIELDS = ("event", "job", "job_id", "dry_run", "duration_ms", "results", "complete", "error")
 
 
 class JsonLineFormatter(logging.Formatter):

@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+import sys
 from datetime import timezone
 
 import click
@@ -22,7 +23,7 @@ class Context:
     @property
     def pool(self):
         if self._pool is None:
-            self._pool = db.open_pool(self.settings, max_size=1)
+            self._pool = db.open_pool(self.settings)
         return self._pool
 
     def close(self):
@@ -94,8 +95,18 @@ def load_plans(obj, path):
 @click.pass_obj
 @_fail_on(jobs.InvalidParameter, jobs.JobAlreadyRunning)
 def grant(obj, run_date, dry_run):
-    """Grant the month's credits to every subscription due by the run date."""
-    run = jobs.grant(obj.pool, obj.settings, jobs.parse_run_date(run_date), dry_run=dry_run)
+    """Grant the month's credits to every subscription due by the run date.
+
+    Runs to the end of the day's pass (no time budget), with a progress bar on stderr.
+    """
+    with ProgressBar("Granting") as progress:
+        run = jobs.grant(
+            obj.pool,
+            obj.settings,
+            jobs.parse_run_date(run_date),
+            dry_run=dry_run,
+            progress=progress,
+        )
     click.echo(json.dumps(run.response()))
 
 
@@ -103,8 +114,43 @@ def grant(obj, run_date, dry_run):
 @click.pass_obj
 @_fail_on(jobs.JobAlreadyRunning)
 def expire(obj):
-    """Expire every batch past its date and write its remaining credits off."""
-    click.echo(json.dumps(jobs.expire(obj.pool).response()))
+    """Expire every batch past its date and write its remaining credits off.
+
+    Runs to the end of the pass (no time budget), with a progress bar on stderr.
+    """
+    with ProgressBar("Expiring") as progress:
+        run = jobs.expire(obj.pool, obj.settings, progress=progress)
+    click.echo(json.dumps(run.response()))
+
+
+class ProgressBar:
+    """click's progress bar on stderr, one for each pass a job run works through."""
+
+    def __init__(self, label):
+        self.label = label
+        self.bar = None
+        self.run_date = None
+        self.shown = 0
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, run_date, done, total):
+        if self.bar is None or run_date != self.run_date:
+            self.__exit__()
+            self.run_date, self.shown = run_date, 0
+            self.bar = click.progressbar(
+                length=max(total, 1),
+                label=f"{self.label} {run_date}",
+                file=sys.stderr,
+            )
+        self.bar.update(done - self.shown)
+        self.shown = done
+
+    def __exit__(self, *exc_info):
+        if self.bar is not None:
+            self.bar.render_finish()
+            self.bar = None
 
 
 @cli.command()
