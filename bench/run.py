@@ -299,7 +299,7 @@ def machine(bench):
     }
 
 
-def report(bench, n, targets, rss, budget, calls, totals, info, command):
+def report(bench, n, targets, rss, budget, calls, totals, info, command, sizes):
     """The Markdown the benchmark writes between its markers in docs/PERFORMANCE.md."""
     lines = [
         BEGIN,
@@ -326,8 +326,18 @@ def report(bench, n, targets, rss, budget, calls, totals, info, command):
         f"Budgeted first grant over HTTP, `budget={budget:g}` a call: {len(calls)} calls, "
         f"longest {max(calls):.2f} s, total {sum(calls):.2f} s; the last call's totals: "
         f"`{json.dumps(totals)}`.",
-        END,
+        "",
+        "Sizes after the steady-state day (four and a half months of grants, expired batches "
+        "kept):",
+        "",
+        "| relation | kind | rows | MB | bytes a row |",
+        "|---|---|---:|---:|---:|",
     ]
+    for name, kind, rows, size in sizes:
+        kind = "table" if kind == "r" else "index"
+        per_row = f"{size / rows:.0f}" if rows > 0 else "-"
+        lines.append(f"| {name} | {kind} | {rows:,} | {size / 2**20:.0f} | {per_row} |")
+    lines.append(END)
     return "\n".join(lines)
 
 
@@ -418,6 +428,16 @@ def main(server_url, subscriptions, loop_sample, budget, write_path):
             steady,
         )
 
+        bench.execute(steady_day["CLI"][1], "ANALYZE")  # row counts for the sizes below
+        sizes = bench.execute(
+            steady_day["CLI"][1],
+            "SELECT c.relname, c.relkind, c.reltuples::bigint AS rows, "
+            "       pg_relation_size(c.oid) AS bytes "
+            "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            " WHERE n.nspname = 'credits' AND c.relkind IN ('r', 'i') "
+            "   AND c.relname ~ '^(batches|transactions|balances)' ORDER BY c.relname",
+        )
+
         loop_seconds, per_user = per_user_loop(bench, bench.new_database(base), loop_sample)
         bench.record(
             "per-user loop, scaled to N",
@@ -453,7 +473,7 @@ def main(server_url, subscriptions, loop_sample, budget, write_path):
         targets.append(("RSS at N - RSS at N/10 <= 20 MB", f"{growth:.1f} MB", growth <= 20))
 
         command = "python -m bench.run " + " ".join(sys.argv[1:])
-        text = report(bench, n, targets, rss, budget, calls, totals, info, command)
+        text = report(bench, n, targets, rss, budget, calls, totals, info, command, sizes)
         click.echo(text)
         if write_path:
             write_report(write_path, text)
