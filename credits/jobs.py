@@ -187,9 +187,10 @@ def expire(pool, settings=None, job_id=None, at=None, budget=None, progress=None
     )
 
     def expire_chunk(conn, pass_date, chunk):
-        chunk = {**chunk, "job_id": job_id}
-        conn.execute(queries["lock_expiring_balances"], chunk)
-        row = conn.execute(queries["expire_batches"], chunk).fetchone()
+        users = conn.execute(queries["lock_expiring_balances"], chunk).fetchone()["users"]
+        row = conn.execute(
+            queries["expire_batches"], {**chunk, "users": users, "job_id": job_id}
+        ).fetchone()
         return {
             "processedBatches": row["processed_batches"],
             "processedUsers": row["processed_users"],

@@ -1,6 +1,7 @@
--- expire_batches: close every active batch due by the pass's cutoff of one chunk's users
--- (user ids after after_key up to last_key), write its remaining credits off in the ledger
--- and lower the balances, in one statement over the chunk.
+-- expire_batches: close every active batch due by the pass's cutoff of the chunk's users
+-- whose balances lock_expiring_balances locked, write its remaining credits off in the ledger
+-- and lower the balances, in one statement over the chunk. A batch that came due for another
+-- user since (a back-dated grant) waits for the next pass.
 -- Only active batches are touched and an active batch always holds credits, so each
 -- expired batch had credits to write off, and consumed credits are never expired.
 WITH due AS (
@@ -9,8 +10,7 @@ WITH due AS (
       FROM credits.batches
      WHERE status = 'active'
        AND expires_at <= %(cutoff)s
-       AND (%(after_key)s::text IS NULL OR user_id > %(after_key)s)
-       AND user_id <= %(last_key)s
+       AND user_id = ANY (%(users)s)
        FOR UPDATE
 ),
 expired AS (
@@ -31,8 +31,7 @@ lowered AS (
               FROM due
              GROUP BY user_id) AS e
      WHERE b.user_id = e.user_id
-       AND (%(after_key)s::text IS NULL OR b.user_id > %(after_key)s)
-       AND b.user_id <= %(last_key)s
+       AND b.user_id = ANY (%(users)s)
 )
 SELECT count(*) AS processed_batches,
        count(DISTINCT user_id) AS processed_users,
