@@ -1,4 +1,4 @@
-"""The front door: the app factory, the bearer check and the two job routes."""
+"""The front door: the app factory, the bearer check, the job routes and the health checks."""
 
 import hmac
 import json
@@ -10,7 +10,7 @@ from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 import credits
-from credits import config, db, jobs
+from credits import config, db, jobs, monitor, signatures
 
 logger = logging.getLogger("credits")
 
@@ -19,8 +19,8 @@ JOB_ROUTES = "/api/jobs/"
 
 def create_app(test_config=None):
     """Create the service: settings from the environment, then test overrides."""
-    credits.configure_logging()
     settings = config.Settings.from_mapping({**os.environ, **(test_config or {})})
+    credits.configure_logging(settings.log_format)
     secrets = config.cron_secrets(settings)  # before anything else: no secret, no service
     if settings.embedded and settings.cron_secret is None:
         logger.info(
@@ -39,26 +39,41 @@ def create_app(test_config=None):
 
     @app.before_request
     def require_cron_secret():
-        if request.path.startswith(JOB_ROUTES) and not _authorized(expected_headers):
+        if request.path.startswith(JOB_ROUTES) and not (
+            _authorized(expected_headers) or _signed_by_qstash(settings)
+        ):
             return jsonify(error="Unauthorized"), 401
         g.job_id = uuid.uuid4()
 
     @app.route("/api/jobs/credits/grant", methods=["GET", "POST"])
     def grant():
-        args = _job_args({"date", "dryRun"})
+        args = _job_args({"date", "dryRun", "budget"})
         run = jobs.grant(
             pool,
             settings,
             run_date=jobs.parse_run_date(args.get("date")),
             job_id=g.job_id,
             dry_run=_flag(args, "dryRun"),
+            budget=jobs.parse_budget(args.get("budget"), settings),
         )
         return jsonify(run.response())
 
     @app.route("/api/jobs/credits/expire", methods=["GET", "POST"])
     def expire():
+        args = _job_args({"budget"})
+        budget = jobs.parse_budget(args.get("budget"), settings)
+        return jsonify(jobs.expire(pool, settings, job_id=g.job_id, budget=budget).response())
+
+    @app.route("/api/jobs/credits/status")
+    def status():
         _job_args(set())
-        return jsonify(jobs.expire(pool, job_id=g.job_id).response())
+        body, healthy = monitor.job_status(pool, settings)
+        return jsonify(body), 200 if healthy else 503
+
+    @app.route("/healthz")
+    def healthz():
+        body, healthy = monitor.health(pool)
+        return jsonify(body), 200 if healthy else 503
 
     @app.errorhandler(jobs.InvalidParameter)
     def invalid_parameter(exc):
@@ -100,6 +115,14 @@ def _authorized(expected_headers):
         return False
     matches = [hmac.compare_digest(received, expected) for expected in expected_headers]
     return any(matches)
+
+
+def _signed_by_qstash(settings):
+    """True when QStash's keys are set and the request carries QStash's valid signature."""
+    signature = request.headers.get("Upstash-Signature")
+    if not signature:
+        return False  # the body of an unsigned request is never read
+    return signatures.signed_by_qstash(settings, signature, request.get_data(as_text=True))
 
 
 def _job_args(allowed):

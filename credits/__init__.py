@@ -1,14 +1,36 @@
 """Credits: monthly grants, expiry and spending of credit batches, on PostgreSQL."""
 
+import json
 import logging
 import sys
+from datetime import datetime, timezone
+
+# Fields the jobs attach to their log records (logger.info(..., extra=...)); JSON lines carry
+# them as they are, plain lines already say them in words.
+LOG_FIELDS = ("event", "job", "job_id", "dry_run", "duration_ms", "results", "complete", "error")
 
 
-def configure_logging():
-    """Send the service's log lines to stdout as plain text, once."""
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per line: time, level, message and the job's fields."""
+
+    def format(self, record):
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        entry.update({k: getattr(record, k) for k in LOG_FIELDS if hasattr(record, k)})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(log_format="text"):
+    """Send the service's log lines to stdout, as plain text or as JSON lines."""
     logger = logging.getLogger("credits")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
+        logger.addHandler(logging.StreamHandler(sys.stdout))
         logger.setLevel(logging.INFO)
+    formatter = JsonLineFormatter() if log_format == "json" else logging.Formatter("%(message)s")
+    for handler in logger.handlers:
+        handler.setFormatter(formatter)

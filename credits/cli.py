@@ -4,13 +4,14 @@ import dataclasses
 import functools
 import json
 import os
+import sys
 from datetime import timezone
 
 import click
 from dotenv import load_dotenv
 
 import credits
-from credits import config, db, jobs, ledger, plans
+from credits import config, db, jobs, ledger, monitor, plans
 
 
 class Context:
@@ -23,7 +24,7 @@ class Context:
     @property
     def pool(self):
         if self._pool is None:
-            self._pool = db.open_pool(self.settings, max_size=1)
+            self._pool = db.open_pool(self.settings)
         return self._pool
 
     def close(self):
@@ -40,11 +41,11 @@ def cli(ctx):
     without DATABASE_URL it uses the embedded PostgreSQL under CREDITS_DATA_DIR.
     """
     load_dotenv()
-    credits.configure_logging()
     try:
         context = Context()
     except config.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    credits.configure_logging(context.settings.log_format)
     ctx.obj = context
     ctx.call_on_close(context.close)
 
@@ -99,8 +100,18 @@ def load_plans(obj, path):
 @click.pass_obj
 @_fail_on(jobs.InvalidParameter, jobs.JobAlreadyRunning)
 def grant(obj, run_date, dry_run):
-    """Grant the month's credits to every subscription due by the run date."""
-    run = jobs.grant(obj.pool, obj.settings, jobs.parse_run_date(run_date), dry_run=dry_run)
+    """Grant the month's credits to every subscription due by the run date.
+
+    Runs to the end of the day's pass (no time budget), with a progress bar on stderr.
+    """
+    with ProgressBar("Granting") as progress:
+        run = jobs.grant(
+            obj.pool,
+            obj.settings,
+            jobs.parse_run_date(run_date),
+            dry_run=dry_run,
+            progress=progress,
+        )
     click.echo(json.dumps(run.response()))
 
 
@@ -108,8 +119,43 @@ def grant(obj, run_date, dry_run):
 @click.pass_obj
 @_fail_on(jobs.JobAlreadyRunning)
 def expire(obj):
-    """Expire every batch past its date and write its remaining credits off."""
-    click.echo(json.dumps(jobs.expire(obj.pool).response()))
+    """Expire every batch past its date and write its remaining credits off.
+
+    Runs to the end of the pass (no time budget), with a progress bar on stderr.
+    """
+    with ProgressBar("Expiring") as progress:
+        run = jobs.expire(obj.pool, obj.settings, progress=progress)
+    click.echo(json.dumps(run.response()))
+
+
+class ProgressBar:
+    """click's progress bar on stderr, one for each pass a job run works through."""
+
+    def __init__(self, label):
+        self.label = label
+        self.bar = None
+        self.run_date = None
+        self.shown = 0
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, run_date, done, total):
+        if self.bar is None or run_date != self.run_date:
+            self.__exit__()
+            self.run_date, self.shown = run_date, 0
+            self.bar = click.progressbar(
+                length=max(total, 1),
+                label=f"{self.label} {run_date}",
+                file=sys.stderr,
+            )
+        self.bar.update(done - self.shown)
+        self.shown = done
+
+    def __exit__(self, *exc_info):
+        if self.bar is not None:
+            self.bar.render_finish()
+            self.bar = None
 
 
 @cli.command()
@@ -165,3 +211,44 @@ def verify(obj):
         )
     more = f" (first {len(rows)} shown)" if count > len(rows) else ""
     raise click.ClickException(f"{count} user(s) do not add up{more}.")
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Runs.")
+@click.option("--job", type=click.Choice(monitor.JOBS), help="Only this job's runs.")
+@click.pass_obj
+@_fail_on()
+def runs(obj, limit, job):
+    """Show the most recent runs of the jobs, newest first, as a table."""
+    rows = monitor.recent_runs(obj.pool, limit=limit, job=job)
+    if not rows:
+        click.echo("No runs yet.")
+        return
+    table = [("STARTED (UTC)", "JOB", "STATUS", "DURATION", "DATE", "JOB ID", "RESULTS")]
+    for row in rows:
+        duration = monitor.duration_ms(row)
+        table.append(
+            (
+                row["started_at"].astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+                row["job"],
+                row["status"],
+                "-" if duration is None else f"{duration}ms",
+                row["run_date"].isoformat() if row["run_date"] else "-",
+                str(row["id"]),
+                _outcome(row),
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        click.echo("  ".join([*cells, line[-1]]).rstrip())
+
+
+def _outcome(row):
+    """A run's results as name=value pairs, or its error when it has one."""
+    if row["error"]:
+        return f"error: {row['error']}"
+    if not row["results"]:
+        return "-"
+    results = monitor.ordered_results(row["job"], row["results"])
+    return " ".join(f"{name}={value}" for name, value in results.items())

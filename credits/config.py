@@ -1,5 +1,6 @@
 """Settings of the credits service, read from the environment (and .env)."""
 
+import math
 import os
 import secrets
 import tempfile
@@ -9,6 +10,18 @@ from pathlib import Path
 MIN_SECRET_LENGTH = 16
 # CRON_SECRET holds the current secret, or "current,next" while the callers move to a new one.
 MAX_SECRETS = 2
+LOG_FORMATS = ("text", "json")
+
+# Time limits, in seconds, that must agree (README, "Time limits"): a run stops starting chunks
+# when its budget is spent, and gunicorn kills a worker whose request outlives its timeout.
+# The default budget fits the shortest cron platform limit (Vercel Hobby, 10 s); a request may
+# ask for more, up to the worker timeout less a margin for the chunk in flight.
+DEFAULT_TIME_BUDGET = 8
+DEFAULT_WORKER_TIMEOUT = 300
+CHUNK_MARGIN = 30
+DEFAULT_CHUNK_SIZE = 10_000
+# A run's chunks go this many at a time, each stripe of keys on a connection of its own.
+DEFAULT_PARALLEL_CHUNKS = 2
 
 
 class ConfigError(Exception):
@@ -24,6 +37,14 @@ class Settings:
     eligible_statuses: tuple[str, ...]
     data_dir: Path
     db_timeout: float
+    chunk_size: int
+    parallel_chunks: int
+    time_budget: float
+    max_budget: float
+    log_format: str = "text"
+    status_max_age_hours: float = 26.0
+    qstash_current_signing_key: str | None = None
+    qstash_next_signing_key: str | None = None
     apply_schema: bool = True
 
     @classmethod
@@ -36,12 +57,31 @@ class Settings:
             raise ConfigError(
                 "CREDITS_ELIGIBLE_STATUSES must be a comma-separated list of statuses"
             )
-        try:
-            db_timeout = float(values.get("CREDITS_DB_TIMEOUT", "5"))
-        except ValueError:
-            raise ConfigError("CREDITS_DB_TIMEOUT must be a number of seconds") from None
-        if db_timeout <= 0:
-            raise ConfigError("CREDITS_DB_TIMEOUT must be a number of seconds above 0")
+        db_timeout = _positive(values, "CREDITS_DB_TIMEOUT", 5, float, "a number of seconds")
+        chunk_size = _positive(values, "CREDITS_CHUNK_SIZE", DEFAULT_CHUNK_SIZE, int, "a count")
+        parallel_chunks = _positive(
+            values, "CREDITS_PARALLEL_CHUNKS", DEFAULT_PARALLEL_CHUNKS, int, "a count"
+        )
+        time_budget = _positive(
+            values, "CREDITS_TIME_BUDGET", DEFAULT_TIME_BUDGET, float, "a number of seconds"
+        )
+        max_budget = worker_timeout(values) - CHUNK_MARGIN
+        if time_budget > max_budget:
+            raise ConfigError(
+                f"CREDITS_TIME_BUDGET ({time_budget:g} s) must leave {CHUNK_MARGIN} s before "
+                f"GUNICORN_TIMEOUT ({max_budget + CHUNK_MARGIN:g} s) for the chunk in flight"
+            )
+        log_format = values.get("CREDITS_LOG_FORMAT", "text").strip().lower()
+        if log_format not in LOG_FORMATS:
+            raise ConfigError(f"CREDITS_LOG_FORMAT must be text or json, got {log_format!r}")
+        max_age = _positive(values, "CREDITS_STATUS_MAX_AGE_HOURS", 26, float, "a number of hours")
+        current_key = (values.get("QSTASH_CURRENT_SIGNING_KEY") or "").strip() or None
+        next_key = (values.get("QSTASH_NEXT_SIGNING_KEY") or "").strip() or None
+        if (current_key is None) != (next_key is None):
+            # QStash signs with either key while it rotates them; one alone would fail later.
+            raise ConfigError(
+                "QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY must be set together"
+            )
         apply_schema = values.get("CREDITS_APPLY_SCHEMA", "true").strip().lower()
         if apply_schema not in ("true", "false"):
             raise ConfigError("CREDITS_APPLY_SCHEMA must be true or false")
@@ -52,6 +92,14 @@ class Settings:
             eligible_statuses=statuses,
             data_dir=Path(values.get("CREDITS_DATA_DIR", ".credits")),
             db_timeout=db_timeout,
+            chunk_size=chunk_size,
+            parallel_chunks=parallel_chunks,
+            time_budget=time_budget,
+            max_budget=max_budget,
+            log_format=log_format,
+            status_max_age_hours=max_age,
+            qstash_current_signing_key=current_key,
+            qstash_next_signing_key=next_key,
             apply_schema=apply_schema == "true",
         )
 
@@ -61,9 +109,35 @@ class Settings:
         return self.database_url is None
 
     @property
+    def qstash_enabled(self):
+        """True when QStash's signing keys are set, so a signed request may run a job."""
+        return self.qstash_current_signing_key is not None
+
+    @property
     def local_secret_file(self):
         """Where a local run keeps the secret it generated for itself."""
         return self.data_dir / "cron_secret"
+
+
+def worker_timeout(values):
+    """gunicorn's worker timeout, in seconds: GUNICORN_TIMEOUT (read by gunicorn.conf.py too)."""
+    timeout = _positive(
+        values, "GUNICORN_TIMEOUT", DEFAULT_WORKER_TIMEOUT, int, "a whole number of seconds"
+    )
+    if timeout <= CHUNK_MARGIN:
+        raise ConfigError(f"GUNICORN_TIMEOUT must be above {CHUNK_MARGIN} seconds")
+    return timeout
+
+
+def _positive(values, name, default, kind, meaning):
+    """A setting that is a number above 0, or its default when unset."""
+    try:
+        value = kind(values.get(name, default))
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be {meaning} above 0, got {values.get(name)!r}")
+    return value
 
 
 def cron_secrets(settings):

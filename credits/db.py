@@ -36,18 +36,22 @@ def database_url(settings):
     return server.get_uri()
 
 
-def open_pool(settings, max_size=4):
+def open_pool(settings, max_size=None):
     """Open a pool on the service's database, applying the schema first unless told not to.
 
     With CREDITS_APPLY_SCHEMA=false (a service running as a role that may not create or
     alter anything, see sql/roles.sql) the schema's owner applies it with `init-db` instead.
+    By default the pool holds a job run's connections (one for the job's lock, one per
+    stripe) and one more, so another request is not kept waiting by a run.
     """
     pool = ConnectionPool(
         database_url(settings),
         min_size=1,
-        max_size=max_size,
+        max_size=max_size or settings.parallel_chunks + 2,
         timeout=settings.db_timeout,
-        kwargs={"row_factory": dict_row},
+        # Autocommit: every transaction is an explicit `with conn.transaction()` block, never
+        # one opened behind the code's back by a stray statement.
+        kwargs={"row_factory": dict_row, "autocommit": True},
         check=ConnectionPool.check_connection,
         open=True,
         name="credits",

@@ -1,20 +1,31 @@
-"""The two daily jobs: grant the month's credits, expire batches past their date."""
+"""The two daily jobs: grant the month's credits, expire batches past their date.
+
+Each run works through a pass over its keys (subscriptions for grant, users for expire), one
+chunk per transaction, in stripes (key ranges) worked side by side on their own connections,
+and stops starting chunks when its time budget is spent. Each stripe's position commits with
+its chunk, so the next call carries on where the last one stopped, and a run killed
+mid-chunk loses only that chunk.
+"""
 
 import logging
 import re
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from credits.config import Settings
 from credits.db import DatabaseUnavailable, connection, queries
 
 logger = logging.getLogger("credits")
 
-# A deadlock the server broke by aborting this run is retried this many times in all.
+# A chunk that loses a deadlock (the server aborts one side) is tried this many times in all.
 ATTEMPTS = 3
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -29,14 +40,46 @@ class JobAlreadyRunning(Exception):
 
 
 @dataclass(frozen=True)
+class Job:
+    """What tells one job's passes apart: its counts and how it finds its next chunk."""
+
+    name: str
+    counts: tuple[str, ...]
+    next_chunk: str  # the statement answering the next chunk's last key and size
+    count_keys: str  # the statement counting the keys a stripe has left
+    key_at: str  # the statement answering the key at a position, where stripes split
+
+    def zero(self):
+        return dict.fromkeys(self.counts, 0)
+
+
+GRANT = Job(
+    "grant",
+    ("processed", "successful", "skipped", "failed"),
+    "next_subscription_chunk",
+    "count_pass_subscriptions",
+    "subscription_at",
+)
+EXPIRE = Job(
+    "expire",
+    ("processedBatches", "processedUsers", "totalExpiredAmount"),
+    "next_user_chunk",
+    "count_pass_users",
+    "user_at",
+)
+
+
+@dataclass(frozen=True)
 class JobRun:
-    """What one run of a job did."""
+    """What one run of a job did, and where its pass stands."""
 
     job_id: uuid.UUID
     duration_ms: int
     results: dict
     run_date: date | None = None
     dry_run: bool = False
+    complete: bool = True
+    totals: dict | None = None
 
     def response(self):
         """The JSON body the cron platform gets, in the documented shape."""
@@ -48,6 +91,9 @@ class JobRun:
             body["date"] = self.run_date.isoformat()
         body["duration"] = self.duration_ms
         body["results"] = self.results
+        body["complete"] = self.complete
+        if self.totals is not None:
+            body["totals"] = self.totals
         return body
 
 
@@ -67,25 +113,50 @@ def parse_run_date(text, today=None):
     return run_date
 
 
-def grant(pool, settings, run_date, job_id=None, dry_run=False):
-    """Grant every subscription due for the month of run_date its credits, once."""
+def parse_budget(text, settings):
+    """A run's time budget in seconds: the setting's, or a request's own up to the maximum."""
+    if text is None:
+        return settings.time_budget
+    try:
+        budget = float(text)
+    except ValueError:
+        budget = None
+    if budget is None or not 0 < budget <= settings.max_budget:
+        raise InvalidParameter(
+            f"budget must be a number of seconds above 0 and at most {settings.max_budget:g} "
+            f"(the worker timeout less a margin for the last chunk), got {text!r}"
+        )
+    return budget
+
+
+def grant(pool, settings, run_date, job_id=None, dry_run=False, budget=None, progress=None):
+    """Grant every subscription due for the month of run_date its credits, once.
+
+    With a budget (seconds) the run stops starting chunks once it is spent and says so;
+    without one it finishes the pass. progress(run_date, done, total) is told of each chunk.
+    """
     job_id = job_id or uuid.uuid4()
     label = f"[Credits Grant Job {job_id}]"
-    params = {
-        "run_date": run_date,
-        "eligible_statuses": list(settings.eligible_statuses),
-        "job_id": job_id,
-    }
-    logger.info("%s Starting daily grant process%s", label, " (dry run)" if dry_run else "")
-    started = time.monotonic()
+    params = {"run_date": run_date, "eligible_statuses": list(settings.eligible_statuses)}
+    logger.info(
+        "%s Starting daily grant process%s",
+        label,
+        " (dry run)" if dry_run else "",
+        extra=_log_fields("grant", job_id, "started", dry_run=dry_run),
+    )
 
     if dry_run:
+        started = time.monotonic()
         with connection(pool) as conn:
             results = conn.execute(queries["count_due_subscriptions"], params).fetchone()
+        run = JobRun(job_id, _elapsed_ms(started), results, run_date, dry_run=True)
     else:
 
-        def work(conn):
-            row = conn.execute(queries["grant_due_subscriptions"], params).fetchone()
+        def grant_chunk(conn, pass_date, chunk):
+            row = conn.execute(
+                queries["grant_due_subscriptions"],
+                {**params, **chunk, "run_date": pass_date, "job_id": job_id},
+            ).fetchone()
             for missing in row.pop("missing_plans"):
                 logger.warning(
                     "%s %d subscription(s) cannot be granted: plan %r does not exist "
@@ -97,84 +168,297 @@ def grant(pool, settings, run_date, job_id=None, dry_run=False):
                 )
             return row
 
-        results = _run(pool, "grant", job_id, label, started, work, run_date=run_date)
-
-    run = JobRun(job_id, _elapsed_ms(started), results, run_date, dry_run)
-    logger.info(
-        "%s Completed in %dms. Processed: %d, Successful: %d, Skipped: %d, Failed: %d",
-        label,
-        run.duration_ms,
-        results["processed"],
-        results["successful"],
-        results["skipped"],
-        results["failed"],
-    )
+        run = _run(pool, settings, GRANT, job_id, label, run_date, grant_chunk, budget, progress)
+    _log_end(GRANT, label, run, "Processed: %d, Successful: %d, Skipped: %d, Failed: %d")
     return run
 
 
-def expire(pool, job_id=None, at=None):
-    """Expire every active batch whose expires_at has come by `at` (default: now)."""
+def expire(pool, settings=None, job_id=None, at=None, budget=None, progress=None):
+    """Expire every active batch whose expires_at has come by `at` (default: now).
+
+    Budget and progress work as in grant(). A pass belongs to the UTC day of `at`; a call
+    that carries on an unfinished pass keeps the pass's own cutoff time.
+    """
+    settings = settings or Settings.from_mapping({})
     job_id = job_id or uuid.uuid4()
     label = f"[Credits Expire Job {job_id}]"
-    params = {"at": at, "job_id": job_id}
-    logger.info("%s Starting daily expire process", label)
-    started = time.monotonic()
+    logger.info(
+        "%s Starting daily expire process", label, extra=_log_fields("expire", job_id, "started")
+    )
 
-    def work(conn):
-        conn.execute(queries["lock_expiring_balances"], params)
-        row = conn.execute(queries["expire_batches"], params).fetchone()
+    def expire_chunk(conn, pass_date, chunk):
+        users = conn.execute(queries["lock_expiring_balances"], chunk).fetchone()["users"]
+        row = conn.execute(
+            queries["expire_batches"], {**chunk, "users": users, "job_id": job_id}
+        ).fetchone()
         return {
             "processedBatches": row["processed_batches"],
             "processedUsers": row["processed_users"],
             "totalExpiredAmount": row["total_expired_amount"],
         }
 
-    results = _run(pool, "expire", job_id, label, started, work)
-    run = JobRun(job_id, _elapsed_ms(started), results)
-    logger.info(
-        "%s Completed in %dms. Processed batches: %d, Users: %d, Expired: %d",
-        label,
-        run.duration_ms,
-        results["processedBatches"],
-        results["processedUsers"],
-        results["totalExpiredAmount"],
+    run_date = (at or datetime.now(timezone.utc)).astimezone(timezone.utc).date()
+    run = _run(
+        pool, settings, EXPIRE, job_id, label, run_date, expire_chunk, budget, progress, cutoff=at
     )
+    _log_end(EXPIRE, label, run, "Processed batches: %d, Users: %d, Expired: %d")
     return run
 
 
-def _run(pool, job, job_id, label, started, work, run_date=None):
-    """Run work(conn) in one transaction under the job's lock, recorded in job_runs."""
+def _run(pool, settings, job, job_id, label, run_date, work, budget, progress, cutoff=None):
+    """Work through the job's unfinished earlier passes, then run_date's, under its lock."""
+    started = time.monotonic()
+    tally = _Tally(job, progress)
+    clock = _Budget(started, budget)
+    totals = None
     try:
         with connection(pool) as conn:
             with conn.transaction():
                 conn.execute(
-                    queries["start_job_run"], {"job_id": job_id, "job": job, "run_date": run_date}
+                    queries["start_job_run"],
+                    {"job_id": job_id, "job": job.name, "run_date": run_date},
                 )
-            for attempt in range(1, ATTEMPTS + 1):
-                try:
-                    with conn.transaction():
-                        if not conn.execute(queries["lock_job"], {"job": job}).fetchone()["locked"]:
-                            raise JobAlreadyRunning(f"a {job} run is already in progress")
-                        results = work(conn)
-                        conn.execute(
-                            queries["finish_job_run"], {"job_id": job_id, "results": Jsonb(results)}
-                        )
-                    return results
-                except psycopg.errors.DeadlockDetected:
-                    if attempt == ATTEMPTS:
-                        raise
-                    logger.warning("%s Deadlock, retrying (attempt %d)", label, attempt + 1)
+            with _job_lock(conn, job, job_id):
+                earlier = conn.execute(
+                    queries["unfinished_job_passes"], {"job": job.name, "run_date": run_date}
+                ).fetchall()
+                for row in earlier:
+                    logger.info("%s Finishing the unfinished pass of %s", label, row["run_date"])
+                for pass_date in [row["run_date"] for row in earlier] + [run_date]:
+                    stripes = _work_pass(
+                        pool, conn, settings, job, pass_date, cutoff, work, tally, clock
+                    )
+                    complete = all(stripe["complete"] for stripe in stripes)
+                    if not complete:
+                        break
+                if pass_date == run_date:  # the response's totals are run_date's pass's
+                    totals = {
+                        name: sum(stripe["totals"][name] for stripe in stripes)
+                        for name in job.counts
+                    }
+                with conn.transaction():
+                    conn.execute(
+                        queries["finish_job_run"],
+                        {"job_id": job_id, "results": Jsonb(tally.results), "complete": complete},
+                    )
     except Exception as exc:
-        logger.error("%s Failed after %dms: %s", label, _elapsed_ms(started), _reason(exc))
-        _record_failure(pool, job_id, exc)
+        elapsed = _elapsed_ms(started)
+        logger.error(
+            "%s Failed after %dms: %s",
+            label,
+            elapsed,
+            _reason(exc),
+            extra=_log_fields(
+                job.name,
+                job_id,
+                "failed",
+                duration_ms=elapsed,
+                error=_reason(exc),
+                results=tally.results,
+            ),
+        )
+        _record_failure(pool, job_id, exc, tally.results)
+        raise
+    return JobRun(job_id, _elapsed_ms(started), tally.results, run_date, False, complete, totals)
+
+
+class _Budget:
+    """A run's time budget: no chunk is started that would likely end past it."""
+
+    def __init__(self, started, seconds):
+        self.started = started
+        self.seconds = seconds
+        self.last_chunk = None  # seconds; None until the run's first chunk is done
+
+    def spent(self):
+        # A run always does one chunk, so that even the smallest budget makes progress.
+        if self.seconds is None or self.last_chunk is None:
+            return False
+        return time.monotonic() - self.started + self.last_chunk > self.seconds
+
+    def chunk_took(self, seconds):
+        self.last_chunk = seconds
+
+
+class _Tally:
+    """What a run's stripes have done, added up as they go; and whether one of them failed."""
+
+    def __init__(self, job, progress):
+        self.job = job
+        self.results = job.zero()
+        self.progress = progress
+        self.failed = threading.Event()  # the other stripes start no new chunk
+        self._lock = threading.Lock()
+
+    def start_pass(self, run_date, keys):
+        self.run_date, self.done, self.keys = run_date, 0, keys
+        if self.progress:
+            self.progress(run_date, 0, keys)
+
+    def add(self, counts, keys):
+        with self._lock:
+            for name in self.job.counts:
+                self.results[name] += counts[name]
+            self.done += keys
+            if self.progress:
+                self.progress(self.run_date, self.done, self.keys)
+
+
+@contextmanager
+def _job_lock(conn, job, job_id):
+    """Hold the job's lock for the run; any other run still marked running is abandoned."""
+    with conn.transaction():
+        if not conn.execute(queries["lock_job"], {"job": job.name}).fetchone()["locked"]:
+            raise JobAlreadyRunning(f"a {job.name} run is already in progress")
+        conn.execute(queries["abandon_job_runs"], {"job": job.name, "job_id": job_id})
+    try:
+        yield
+    finally:
+        try:
+            with conn.transaction():
+                conn.execute(queries["unlock_job"], {"job": job.name})
+        except psycopg.Error:
+            conn.close()  # never hand a connection that may hold the lock back to the pool
+
+
+def _work_pass(pool, conn, settings, job, run_date, cutoff, work, tally, clock):
+    """Work the pass's unfinished stripes side by side; answers where its stripes now stand."""
+    pass_keys = {"job": job.name, "run_date": run_date}
+    stripes = _pass_stripes(conn, settings, job, run_date, cutoff)
+    unfinished = [stripe for stripe in stripes if not stripe["complete"]]
+    if tally.progress:
+        with conn.transaction():
+            keys = sum(
+                conn.execute(queries[job.count_keys], stripe).fetchone()["keys"]
+                for stripe in unfinished
+            )
+        tally.start_pass(run_date, keys)
+    else:
+        tally.start_pass(run_date, None)
+    with ThreadPoolExecutor(settings.parallel_chunks) as stripe_workers:
+        futures = [
+            stripe_workers.submit(
+                _work_stripe, pool, settings, job, run_date, stripe, work, tally, clock
+            )
+            for stripe in unfinished
+        ]
+    for future in futures:
+        future.result()  # the first stripe's error, if any
+    with conn.transaction():
+        return conn.execute(queries["find_job_pass"], pass_keys).fetchall()
+
+
+def _pass_stripes(conn, settings, job, run_date, cutoff):
+    """The pass's stripes: the unfinished pass's, or a new pass split into even key ranges."""
+    pass_keys = {"job": job.name, "run_date": run_date}
+    with conn.transaction():
+        stripes = conn.execute(queries["find_job_pass"], pass_keys).fetchall()
+        if stripes and not all(stripe["complete"] for stripe in stripes):
+            return stripes
+        everything = {"after_key": None, "upper_key": None}
+        keys = conn.execute(queries[job.count_keys], everything).fetchone()["keys"]
+        # No stripe smaller than a chunk: a small pass is one stripe.
+        parts = max(1, min(settings.parallel_chunks, keys // settings.chunk_size))
+        bounds = [
+            conn.execute(queries[job.key_at], {"position": keys * k // parts - 1}).fetchone()["key"]
+            for k in range(1, parts)
+        ]
+        conn.execute(queries["clear_job_pass"], pass_keys)
+        return conn.execute(
+            queries["start_job_pass"],
+            {
+                **pass_keys,
+                "cutoff": cutoff,
+                "after_keys": [None, *bounds],
+                "upper_keys": [*bounds, None],
+                "totals": Jsonb(job.zero()),
+            },
+        ).fetchall()
+
+
+def _work_stripe(pool, settings, job, run_date, stripe, work, tally, clock):
+    """Do a stripe's chunks on a connection of its own until it is done or time is up."""
+    keys = {key: stripe[key] for key in ("after_key", "upper_key", "cutoff")}
+    totals = stripe["totals"]
+    try:
+        with connection(pool) as conn:
+            while not (tally.failed.is_set() or clock.spent()):
+                chunk_started = time.monotonic()
+                counts, chunk, totals = _work_chunk(
+                    conn, settings, job, run_date, stripe["stripe"], keys, work, totals
+                )
+                clock.chunk_took(time.monotonic() - chunk_started)
+                tally.add(counts, chunk["keys"])
+                if chunk["keys"] < settings.chunk_size:
+                    return
+                keys["after_key"] = chunk["last_key"]
+    except BaseException:
+        tally.failed.set()
         raise
 
 
-def _record_failure(pool, job_id, exc):
+def _work_chunk(conn, settings, job, run_date, stripe, keys, work, totals):
+    """One chunk and its stripe's move past it, in one transaction; a lost deadlock is retried."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with conn.transaction():
+                chunk = conn.execute(
+                    queries[job.next_chunk], {**keys, "chunk_size": settings.chunk_size}
+                ).fetchone()
+                counts = job.zero()
+                if chunk["keys"]:
+                    counts = work(conn, run_date, {**keys, "last_key": chunk["last_key"]})
+                new_totals = {name: totals[name] + counts[name] for name in job.counts}
+                conn.execute(
+                    queries["advance_job_pass"],
+                    {
+                        "job": job.name,
+                        "run_date": run_date,
+                        "stripe": stripe,
+                        "after_key": chunk["last_key"] or keys["after_key"],
+                        "totals": Jsonb(new_totals),
+                        "complete": chunk["keys"] < settings.chunk_size,
+                    },
+                )
+            return counts, chunk, new_totals
+        except psycopg.errors.DeadlockDetected:
+            if attempt == ATTEMPTS:
+                raise
+            logger.warning("Deadlock, retrying the %s chunk (attempt %d)", job.name, attempt + 1)
+
+
+def _log_end(job, label, run, counts_format):
+    """The run's last line: what it did, and whether its pass is done or goes on next call."""
+    fields = _log_fields(
+        job.name,
+        run.job_id,
+        "completed" if run.complete else "stopped",
+        dry_run=run.dry_run,
+        duration_ms=run.duration_ms,
+        results=run.results,
+        complete=run.complete,
+    )
+    counts = [run.results[name] for name in job.counts]
+    if run.complete:
+        message = f"%s Completed in %dms. {counts_format}"
+    else:
+        message = f"%s Time budget spent after %dms; call again to carry on. {counts_format}"
+    logger.info(message, label, run.duration_ms, *counts, extra=fields)
+
+
+def _log_fields(job, job_id, event, **more):
+    """The fields a JSON log line carries for one step of a run (see CREDITS_LOG_FORMAT)."""
+    return {"event": event, "job": job, "job_id": str(job_id), **more}
+
+
+def _record_failure(pool, job_id, exc, results):
     """Mark a run failed; when the database is gone the row cannot be written, only logged."""
     try:
         with connection(pool) as conn, conn.transaction():
-            conn.execute(queries["fail_job_run"], {"job_id": job_id, "error": _reason(exc)})
+            conn.execute(
+                queries["fail_job_run"],
+                {"job_id": job_id, "error": _reason(exc), "results": Jsonb(results)},
+            )
     except (DatabaseUnavailable, psycopg.Error) as err:
         logger.error("Could not record the failure of run %s: %s", job_id, err)
 

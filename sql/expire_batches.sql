@@ -1,32 +1,39 @@
--- expire_batches: close every active batch whose expires_at has come (at, or now), write its
--- remaining credits off in the ledger and lower the balances, in one statement over all users.
+-- expire_batches: close every active batch due by the pass's cutoff of the chunk's users
+-- whose balances lock_expiring_balances locked, write its remaining credits off in the ledger
+-- and lower the balances, in one statement over the chunk. A batch that came due for another
+-- user since (a back-dated grant) waits for the next pass.
 -- Only active batches are touched and an active batch always holds credits, so each
 -- expired batch had credits to write off, and consumed credits are never expired.
-WITH expired AS (
-    UPDATE credits.batches b
+WITH due AS (
+    -- Locked, so a spend that commits first is seen and a later one waits.
+    SELECT id, user_id, remaining
+      FROM credits.batches
+     WHERE status = 'active'
+       AND expires_at <= %(cutoff)s
+       AND user_id = ANY (%(users)s)
+       FOR UPDATE
+),
+expired AS (
+    -- By primary key from an array, a plan that stays right whatever the statistics say.
+    UPDATE credits.batches
        SET status = 'expired', remaining = 0
-      FROM (SELECT id, remaining
-              FROM credits.batches
-             WHERE status = 'active'
-               AND expires_at <= coalesce(%(at)s::timestamptz, now())
-               FOR UPDATE) AS due
-     WHERE b.id = due.id
-    RETURNING b.id, b.user_id, due.remaining AS expired_amount
+     WHERE id = ANY (ARRAY(SELECT id FROM due))
 ),
 ledger AS (
     INSERT INTO credits.transactions (user_id, batch_id, type, amount, reference_id, job_id)
-    SELECT user_id, id, 'expire', -expired_amount, 'expire:' || id, %(job_id)s
-      FROM expired
+    SELECT user_id, id, 'expire', -remaining, 'expire:' || id, %(job_id)s
+      FROM due
 ),
 lowered AS (
-    UPDATE credits.balances b
+    UPDATE credits.balances AS b
        SET balance = b.balance - e.expired_amount, updated_at = now()
-      FROM (SELECT user_id, sum(expired_amount) AS expired_amount
-              FROM expired
+      FROM (SELECT user_id, sum(remaining) AS expired_amount
+              FROM due
              GROUP BY user_id) AS e
      WHERE b.user_id = e.user_id
+       AND b.user_id = ANY (%(users)s)
 )
 SELECT count(*) AS processed_batches,
        count(DISTINCT user_id) AS processed_users,
-       coalesce(sum(expired_amount), 0) AS total_expired_amount
-  FROM expired
+       coalesce(sum(remaining), 0) AS total_expired_amount
+  FROM due

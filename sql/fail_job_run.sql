@@ -1,4 +1,6 @@
--- fail_job_run: mark a run failed with the reason, after its work was rolled back.
+-- fail_job_run: mark a run failed with the reason. Its failed chunk was rolled back; results
+-- holds what its earlier chunks committed.
 UPDATE credits.job_runs
-   SET status = 'failed', finished_at = clock_timestamp(), error = %(error)s
+   SET status = 'failed', finished_at = clock_timestamp(), error = %(error)s,
+       results = %(results)s
  WHERE id = %(job_id)s

@@ -1,5 +1,7 @@
--- finish_job_run: mark a run succeeded with its results, inside the run's own transaction,
--- so the row says succeeded exactly when the work committed.
+-- finish_job_run: record what a run did: succeeded when its pass is done, partial when its
+-- time budget ran out first (the next call carries on).
 UPDATE credits.job_runs
-   SET status = 'succeeded', finished_at = clock_timestamp(), results = %(results)s
+   SET status = CASE WHEN %(complete)s THEN 'succeeded' ELSE 'partial' END,
+       finished_at = clock_timestamp(),
+       results = %(results)s
  WHERE id = %(job_id)s

@@ -1,9 +1,13 @@
--- grant_due_subscriptions: give every subscription due for the month of run_date its batch,
--- its grant ledger entry and its raised balance, in one statement over all users.
+-- grant_due_subscriptions: give every subscription of one chunk (ids after after_key up to
+-- last_key) that is due for the month of run_date its batch, its grant ledger entry and its
+-- raised balance, in one statement over the chunk's users.
 -- The unique reference_id (one per subscription and month) with ON CONFLICT DO NOTHING is
 -- what makes a second grant impossible, whatever retries or overlaps happen.
 WITH due AS (
-    SELECT * FROM credits.due_grants(%(run_date)s, %(eligible_statuses)s)
+    SELECT *
+      FROM credits.due_grants(%(run_date)s, %(eligible_statuses)s)
+     WHERE (%(after_key)s::text IS NULL OR subscription_id > %(after_key)s)
+       AND subscription_id <= %(last_key)s
 ),
 granted AS (
     INSERT INTO credits.batches

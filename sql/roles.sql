@@ -1,7 +1,7 @@
 -- roles: an example least-privilege role for the service: the rights its jobs and consumers
 -- use, nothing more. It can read plans and subscriptions, add batches, ledger entries and
--- runs, and change only the columns that move credits; it cannot create, alter, drop,
--- truncate or delete anything, nor rewrite a ledger entry.
+-- runs, and change only the columns that move credits; it cannot create, alter, drop or
+-- truncate anything, delete anything but its own pass positions, nor rewrite a ledger entry.
 --
 -- Run by the schema's owner after sql/schema.sql (`python -m credits init-db`), naming the
 -- role; safe to run again. The role is created NOLOGIN: give it a login yourself.
@@ -40,11 +40,17 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT ON credits.balances TO %I', service_role);
     EXECUTE format('GRANT UPDATE (balance, updated_at) ON credits.balances TO %I', service_role);
 
-    -- Runs: started, then marked succeeded or failed.
+    -- Runs: started, then marked succeeded, partial, failed or abandoned.
     EXECUTE format('GRANT SELECT, INSERT ON credits.job_runs TO %I', service_role);
     EXECUTE format(
         'GRANT UPDATE (status, finished_at, results, error) ON credits.job_runs TO %I',
         service_role
+    );
+
+    -- Where each job's pass stands: written by every chunk, cleared when a new pass starts.
+    -- It holds positions only, never credits, so the service may delete its rows.
+    EXECUTE format(
+        'GRANT SELECT, INSERT, UPDATE, DELETE ON credits.job_progress TO %I', service_role
     );
 
     -- The grant rules. Functions are executable by PUBLIC unless the DBA revoked that.

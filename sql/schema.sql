@@ -43,9 +43,7 @@ CREATE TABLE IF NOT EXISTS credits.batches (
     CONSTRAINT batches_active_iff_remaining CHECK ((status = 'active') = (remaining > 0))
 );
 
--- The expire job and consumers only look at active batches.
-CREATE INDEX IF NOT EXISTS batches_active_expires_at_idx
-    ON credits.batches (expires_at) WHERE status = 'active';
+-- Consumers and the expire job only look at a user's active batches, soonest-expiring first.
 CREATE INDEX IF NOT EXISTS batches_active_user_id_idx
     ON credits.batches (user_id, expires_at) WHERE status = 'active';
 
@@ -53,7 +51,10 @@ CREATE INDEX IF NOT EXISTS batches_active_user_id_idx
 CREATE TABLE IF NOT EXISTS credits.transactions (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id      text NOT NULL,
-    batch_id     bigint NOT NULL REFERENCES credits.batches (id),
+    -- No foreign key to batches: every ledger row is written by the statement that writes or
+    -- locks its batch, and the per-row check cost as much as the ledger insert itself
+    -- (docs/PERFORMANCE.md). Batches are never deleted; verify checks the sums.
+    batch_id     bigint NOT NULL,
     type         text NOT NULL CHECK (type IN ('grant', 'consume', 'expire')),
     amount       integer NOT NULL,
     reference_id text NOT NULL,
@@ -70,17 +71,22 @@ CREATE UNIQUE INDEX IF NOT EXISTS transactions_grant_expire_once_key
 CREATE UNIQUE INDEX IF NOT EXISTS transactions_consume_reference_key
     ON credits.transactions (user_id, reference_id, batch_id) WHERE type = 'consume';
 
+-- Room left in each page (fillfactor) lets a balance change be a HOT update: a new row
+-- version on the same page and no new index entry, about half the cost (docs/PERFORMANCE.md).
 CREATE TABLE IF NOT EXISTS credits.balances (
     user_id    text PRIMARY KEY,
     balance    bigint NOT NULL CHECK (balance >= 0),
     updated_at timestamptz NOT NULL DEFAULT now()
-);
+) WITH (fillfactor = 70);
 
 -- One row per run of a job: what it did, or why it failed.
 CREATE TABLE IF NOT EXISTS credits.job_runs (
     id          uuid PRIMARY KEY,
     job         text NOT NULL CHECK (job IN ('grant', 'expire')),
-    status      text NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+    -- partial: the run's time budget ran out before its pass was done; the next call goes on.
+    -- abandoned: the process running it died (found by the next run of the job).
+    status      text NOT NULL CONSTRAINT job_runs_status_check
+                CHECK (status IN ('running', 'succeeded', 'partial', 'failed', 'abandoned')),
     run_date    date NULL,
     started_at  timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz NULL,
@@ -89,6 +95,42 @@ CREATE TABLE IF NOT EXISTS credits.job_runs (
 );
 
 CREATE INDEX IF NOT EXISTS job_runs_job_started_at_idx ON credits.job_runs (job, started_at);
+
+-- Where each job's pass over its keys stands. A pass works through subscriptions (grant) or
+-- users (expire) in key order, one chunk per transaction; its keys are split into stripes
+-- (key ranges) worked side by side, one row each. A stripe's row moves on in the same
+-- transaction as each of its chunks, so a run out of time stops between chunks and the next
+-- call carries on after after_key, and totals add up the stripe's chunks exactly.
+CREATE TABLE IF NOT EXISTS credits.job_progress (
+    job        text NOT NULL CHECK (job IN ('grant', 'expire')),
+    run_date   date NOT NULL,
+    stripe     integer NOT NULL,
+    cutoff     timestamptz NOT NULL,  -- expire: the pass expires batches due by this time
+    after_key  text NULL,             -- the last key done, or the stripe's lower bound
+    upper_key  text NULL,             -- the stripe's last key; NULL: to the end
+    totals     jsonb NOT NULL,
+    complete   boolean NOT NULL DEFAULT false,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job, run_date, stripe)
+);
+
+-- Databases made by the first release: a ledger foreign key, an index no statement uses any
+-- more, full balance pages, and fewer run statuses.
+ALTER TABLE credits.transactions DROP CONSTRAINT IF EXISTS transactions_batch_id_fkey;
+DROP INDEX IF EXISTS credits.batches_active_expires_at_idx;
+ALTER TABLE credits.balances SET (fillfactor = 70);
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                    WHERE conname = 'job_runs_status_check'
+                      AND pg_get_constraintdef(oid) LIKE '%abandoned%') THEN
+        ALTER TABLE credits.job_runs DROP CONSTRAINT IF EXISTS job_runs_status_check;
+        ALTER TABLE credits.job_runs ADD CONSTRAINT job_runs_status_check
+            CHECK (status IN ('running', 'succeeded', 'partial', 'failed', 'abandoned'));
+    END IF;
+END
+$$;
 
 -- The due day of a subscription in the month starting at period_start: the UTC day of month
 -- it started on, clamped to the month's last day (started on the 31st: due 30 April).

@@ -7,11 +7,13 @@ import uuid
 
 import psycopg
 import pytest
+from click.testing import CliRunner
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from app import create_app
 from credits import config, db, ledger
+from credits.cli import cli
 
 SECRET = "test-secret-0123456789abcdef"
 
@@ -166,3 +168,14 @@ def subscribe(sql_run):
         )
 
     return add
+
+
+@pytest.fixture
+def run_cli(database_url):
+    """Run `python -m credits ...` in-process on the test database."""
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(cli, list(args), env={"DATABASE_URL": database_url})
+
+    return run

@@ -118,6 +118,12 @@ def test_local_run_uses_cron_secret_when_set(tmp_path):
         ("CREDITS_DB_TIMEOUT", "soon"),
         ("CREDITS_DB_TIMEOUT", "0"),
         ("CREDITS_ELIGIBLE_STATUSES", "active,,"),
+        ("CREDITS_CHUNK_SIZE", "1.5"),
+        ("CREDITS_CHUNK_SIZE", "0"),
+        ("CREDITS_TIME_BUDGET", "nan"),
+        ("CREDITS_TIME_BUDGET", "-8"),
+        ("CREDITS_TIME_BUDGET", "271"),  # leaves no margin before the 300 s worker timeout
+        ("GUNICORN_TIMEOUT", "30"),
     ],
 )
 def test_bad_settings_are_a_startup_error(test_config, name, value):

@@ -11,16 +11,6 @@ from credits.cli import cli
 EXAMPLE_PLANS = Path(__file__).resolve().parent.parent / "plans.example.toml"
 
 
-@pytest.fixture
-def run_cli(database_url):
-    runner = CliRunner()
-
-    def run(*args):
-        return runner.invoke(cli, list(args), env={"DATABASE_URL": database_url})
-
-    return run
-
-
 def plans(sql_run):
     return {
         p["plan_id"]: (p["monthly_credits"], p["validity_days"])
@@ -95,9 +85,10 @@ def test_cli_grant_expire_consume_balance_and_verify(run_cli, add_plan, subscrib
 
     result = run_cli("grant", "--date", "2026-03-15")
     assert result.exit_code == 0, result.output
-    body = json.loads(result.output.strip().splitlines()[-1])
-    assert body["date"] == "2026-03-15"
+    body = json.loads(result.stdout)  # the progress bar goes to stderr
+    assert body["date"] == "2026-03-15" and body["complete"] is True
     assert body["results"] == {"processed": 1, "successful": 1, "skipped": 0, "failed": 0}
+    assert "Granting 2026-03-15" in result.stderr
 
     result = run_cli("consume", "alice", "30", "--reference", "order-1")
     assert result.exit_code == 0, result.output

@@ -75,6 +75,8 @@ def test_uniqueness_alone_stops_a_double_grant_without_the_job_lock(
         "run_date": jobs.parse_run_date("2026-03-15"),
         "eligible_statuses": ["active"],
         "job_id": uuid.uuid4(),
+        "after_key": None,
+        "last_key": sql_run("SELECT max(id) AS id FROM credits.subscriptions")[0]["id"],
     }
     statement = db.queries["grant_due_subscriptions"]
     with psycopg.connect(database_url, row_factory=psycopg.rows.dict_row) as first:
@@ -219,7 +221,8 @@ def test_failed_run_rolls_back_whole_and_says_why(client, auth, sql_run, add_pla
         assert sql_run(f"SELECT count(*) AS n FROM credits.{table}")[0]["n"] == 0, table
     [run] = sql_run("SELECT * FROM credits.job_runs")
     assert (str(run["id"]), run["status"]) == (body["jobId"], "failed")
-    assert "ledger refused mallory" in run["error"] and run["results"] is None
+    assert "ledger refused mallory" in run["error"]
+    assert run["results"] == {"processed": 0, "successful": 0, "skipped": 0, "failed": 0}
 
     sql_run("DROP TRIGGER refuse_mallory ON credits.transactions")
     response = client.get("/api/jobs/credits/grant?date=2026-03-15", headers=auth)
@@ -285,6 +288,7 @@ def test_schema_applies_again_and_from_several_workers_at_once(server_url):
         assert [t[0] for t in tables] == [
             "balances",
             "batches",
+            "job_progress",
             "job_runs",
             "plans",
             "subscriptions",

@@ -21,6 +21,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from schemathesis import GenerationMode
 
+from credits import jobs
 from reliability.load import SECRET as LOAD_SECRET
 from reliability.load import Service
 
@@ -77,13 +78,16 @@ def row_counts(sql_run):
 
 
 @pytest.fixture
-def customers(add_plan, subscribe):
-    """Subscribers a grant would give credits to, whatever the run date."""
+def customers(pool, settings, add_plan, subscribe):
+    """Subscribers a grant would give credits to, whatever the run date; both jobs run once,
+    so the status route answers 200 unless something is wrong."""
     add_plan("pro", 100, 30)
     add_plan("forever", 10)
     for day in (1, 15, 31):
         subscribe(f"s{day}", f"user-{day}", "pro", f"2000-01-{day:02d}")
         subscribe(f"f{day}", f"user-{day}", "forever", f"2000-01-{day:02d}")
+    jobs.grant(pool, settings, jobs.parse_run_date("2000-02-01"))
+    jobs.expire(pool, settings)
 
 
 @schema.parametrize()

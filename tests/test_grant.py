@@ -38,8 +38,9 @@ def test_response_has_the_documented_shape(client, auth, add_plan, subscribe):
     add_plan("pro", 100, 30)
     subscribe("s1", "alice", "pro", "2026-01-10")
     body = grant(client, auth, "2026-03-15")
-    assert list(body) == ["success", "jobId", "date", "duration", "results"]
-    assert body["success"] is True
+    assert list(body) == ["success", "jobId", "date", "duration", "results", "complete", "totals"]
+    assert body["success"] is True and body["complete"] is True
+    assert body["totals"] == body["results"]  # the whole pass fitted in this call
     assert uuid.UUID(body["jobId"])
     assert body["date"] == "2026-03-15"
     assert isinstance(body["duration"], int) and body["duration"] >= 0

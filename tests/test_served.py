@@ -87,6 +87,7 @@ def test_procfile_command_serves_the_jobs(database_url, add_plan, subscribe):
     served = Served({"DATABASE_URL": database_url, "CRON_SECRET": SECRET})
     try:
         served.wait_ready()
+        assert call(served.port, "/healthz") == (200, {"status": "ok", "database": "ok"})
         assert call(served.port, "/api/jobs/credits/grant?date=2026-03-15")[0] == 401
         # A secret misplaced in the query string is refused and kept out of the access log.
         assert call(served.port, f"/api/jobs/credits/expire?token={SECRET}")[0] == 401

