@@ -1,6 +1,8 @@
 -- schema: the credits schema, its tables and the grant rules that run inside the database.
 -- Safe to apply again (IF NOT EXISTS, CREATE OR REPLACE) and safe when several workers start
--- at once: the advisory lock below makes concurrent appliers take turns.
+-- at once: the advisory lock below makes concurrent appliers take turns. Applying it to an
+-- up-to-date database takes no lock a running job holds against it: indexes are created in
+-- DO blocks only when missing (CREATE INDEX IF NOT EXISTS locks its table before it looks).
 
 SELECT pg_advisory_xact_lock(hashtextextended('credits.schema', 0));
 
@@ -44,8 +46,12 @@ CREATE TABLE IF NOT EXISTS credits.batches (
 );
 
 -- Consumers and the expire job only look at a user's active batches, soonest-expiring first.
-CREATE INDEX IF NOT EXISTS batches_active_user_id_idx
-    ON credits.batches (user_id, expires_at) WHERE status = 'active';
+DO $$ BEGIN
+    IF to_regclass('credits.batches_active_user_id_idx') IS NULL THEN
+        CREATE INDEX batches_active_user_id_idx
+            ON credits.batches (user_id, expires_at) WHERE status = 'active';
+    END IF;
+END $$;
 
 -- The ledger: one row per movement of credits in or out of a batch.
 CREATE TABLE IF NOT EXISTS credits.transactions (
@@ -65,11 +71,19 @@ CREATE TABLE IF NOT EXISTS credits.transactions (
 );
 
 -- A batch is granted once and expired once.
-CREATE UNIQUE INDEX IF NOT EXISTS transactions_grant_expire_once_key
-    ON credits.transactions (batch_id, type) WHERE type <> 'consume';
+DO $$ BEGIN
+    IF to_regclass('credits.transactions_grant_expire_once_key') IS NULL THEN
+        CREATE UNIQUE INDEX transactions_grant_expire_once_key
+            ON credits.transactions (batch_id, type) WHERE type <> 'consume';
+    END IF;
+END $$;
 -- A consumer's reference_id is its idempotency key, per user.
-CREATE UNIQUE INDEX IF NOT EXISTS transactions_consume_reference_key
-    ON credits.transactions (user_id, reference_id, batch_id) WHERE type = 'consume';
+DO $$ BEGIN
+    IF to_regclass('credits.transactions_consume_reference_key') IS NULL THEN
+        CREATE UNIQUE INDEX transactions_consume_reference_key
+            ON credits.transactions (user_id, reference_id, batch_id) WHERE type = 'consume';
+    END IF;
+END $$;
 
 -- Room left in each page (fillfactor) lets a balance change be a HOT update: a new row
 -- version on the same page and no new index entry, about half the cost (docs/PERFORMANCE.md).
@@ -94,7 +108,12 @@ CREATE TABLE IF NOT EXISTS credits.job_runs (
     error       text NULL
 );
 
-CREATE INDEX IF NOT EXISTS job_runs_job_started_at_idx ON credits.job_runs (job, started_at);
+DO $$ BEGIN
+    IF to_regclass('credits.job_runs_job_started_at_idx') IS NULL THEN
+        CREATE INDEX job_runs_job_started_at_idx
+            ON credits.job_runs (job, started_at);
+    END IF;
+END $$;
 
 -- Where each job's pass over its keys stands. A pass works through subscriptions (grant) or
 -- users (expire) in key order, one chunk per transaction; its keys are split into stripes
@@ -116,12 +135,23 @@ CREATE TABLE IF NOT EXISTS credits.job_progress (
 );
 
 -- Databases made by the first release: a ledger foreign key, an index no statement uses any
--- more, full balance pages, and fewer run statuses.
-ALTER TABLE credits.transactions DROP CONSTRAINT IF EXISTS transactions_batch_id_fkey;
-DROP INDEX IF EXISTS credits.batches_active_expires_at_idx;
-ALTER TABLE credits.balances SET (fillfactor = 70);
+-- more, full balance pages, and fewer run statuses. Each change is made only when needed, so
+-- applying the schema to an up-to-date database takes no lock that could stop a running job.
 DO $$
 BEGIN
+    IF EXISTS (SELECT 1 FROM pg_constraint
+                WHERE conname = 'transactions_batch_id_fkey'
+                  AND conrelid = 'credits.transactions'::regclass) THEN
+        ALTER TABLE credits.transactions DROP CONSTRAINT transactions_batch_id_fkey;
+    END IF;
+    IF to_regclass('credits.batches_active_expires_at_idx') IS NOT NULL THEN
+        DROP INDEX credits.batches_active_expires_at_idx;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_class
+                    WHERE oid = 'credits.balances'::regclass
+                      AND 'fillfactor=70' = ANY (coalesce(reloptions, '{}'))) THEN
+        ALTER TABLE credits.balances SET (fillfactor = 70);
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_constraint
                     WHERE conname = 'job_runs_status_check'
                       AND pg_get_constraintdef(oid) LIKE '%abandoned%') THEN

@@ -354,3 +354,13 @@ def alice_expired(pool, settings, add_plan, subscribe):
     add_plan("pro", 100, 30)
     subscribe("s1", "alice", "pro", "2026-01-10")
     jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+
+
+def test_schema_applies_while_the_tables_are_in_use(database_url):
+    """A worker starting (it applies the schema) during a run waits on no lock a run holds."""
+    with psycopg.connect(database_url) as busy:
+        for table in ("batches", "transactions", "balances", "job_runs", "job_progress"):
+            busy.execute(f"LOCK TABLE credits.{table} IN ROW EXCLUSIVE MODE")
+        with psycopg.connect(database_url) as starting:
+            starting.execute("SET lock_timeout = '2s'")
+            starting.execute(db.queries["schema"])
