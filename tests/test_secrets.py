@@ -9,7 +9,7 @@ import pytest
 
 import app as front_door
 from app import create_app
-from credits import config
+from credits import config, jobs
 
 from .conftest import SECRET
 
@@ -106,11 +106,11 @@ def test_the_secret_never_appears_in_logs_or_bodies(make_app, caplog, capsys, sq
         ]:
             bodies.append(client.get(path, headers=headers).get_data(as_text=True))
     # A run that fails: its reason goes to the log and job_runs, not the body.
-    sql_run("ALTER TABLE credits.transactions RENAME TO transactions_moved")
+    sql_run("ALTER TABLE credits.job_progress RENAME TO job_progress_moved")
     try:
         response = client.get("/api/jobs/credits/grant", headers=bearer(SECRET))
     finally:
-        sql_run("ALTER TABLE credits.transactions_moved RENAME TO transactions")
+        sql_run("ALTER TABLE credits.job_progress_moved RENAME TO job_progress")
     assert response.status_code == 500
     bodies.append(response.get_data(as_text=True))
     written = " ".join(bodies) + caplog.text + "".join(capsys.readouterr())
@@ -142,8 +142,14 @@ def test_every_statement_is_a_named_sql_file_and_every_value_a_bound_parameter()
         # queries["name"]: the text of sql/name.sql, never built from strings at run time.
         assert isinstance(statement, ast.Subscript), where
         assert isinstance(statement.value, ast.Name) and statement.value.id == "queries", where
-        assert isinstance(statement.slice, ast.Constant), where
-        assert (ROOT / "sql" / f"{statement.slice.value}.sql").exists(), where
+        if isinstance(statement.slice, ast.Attribute):
+            # queries[job.next_chunk]: a statement each Job names (jobs.GRANT, jobs.EXPIRE).
+            names = [getattr(job, statement.slice.attr) for job in (jobs.GRANT, jobs.EXPIRE)]
+        else:
+            assert isinstance(statement.slice, ast.Constant), where
+            names = [statement.slice.value]
+        for name in names:
+            assert (ROOT / "sql" / f"{name}.sql").exists(), where
     for path in (ROOT / "sql").glob("*.sql"):
         text = path.read_text()
         # Values come in as %(name)s parameters; no statement builds SQL from text, except the
