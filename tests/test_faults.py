@@ -20,6 +20,14 @@ from .test_served import Served, call
 
 N = int(os.environ.get("FAULTS_SUBSCRIPTIONS", "4000"))
 CHUNKED = {"CREDITS_CHUNK_SIZE": "100", "CREDITS_PARALLEL_CHUNKS": "2"}
+figures = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_figures():
+    """Where each fault landed, printed after this file's tests (run with -s)."""
+    yield
+    print(f"\nfaults ({N:,} subscriptions): " + "; ".join(figures))
 
 
 @pytest.fixture
@@ -99,6 +107,7 @@ def test_worker_killed_mid_run_loses_only_its_chunks_in_flight(
         body = call_until_done(served.port, path)
     finally:
         served.stop()
+    figures.append(f"{job} worker killed after {done_before:,} keys, the next calls did the rest")
 
     statuses = [
         r["status"]
@@ -165,6 +174,7 @@ def test_connection_terminated_mid_statement_fails_the_run_and_the_next_complete
     finally:
         pool.close()
     assert again.results["successful"] == N - done
+    figures.append(f"grant connection terminated after {done:,} keys, the next run did the rest")
     assert again.totals == {"processed": N, "successful": N, "skipped": 0, "failed": 0}
 
 
