@@ -19,7 +19,7 @@ LOG_FORMATS = ("text", "json")
 DEFAULT_TIME_BUDGET = 8
 DEFAULT_WORKER_TIMEOUT = 300
 CHUNK_MARGIN = 30
-DEFAULT_CHUNK_SIZE = 10_000
+DEFAULT_CHUNK_SIZE = 25_000
 # A run's chunks go this many at a time, each stripe of keys on a connection of its own.
 DEFAULT_PARALLEL_CHUNKS = 2
 
