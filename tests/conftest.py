@@ -179,3 +179,59 @@ def run_cli(database_url):
         return runner.invoke(cli, list(args), env={"DATABASE_URL": database_url})
 
     return run
+
+
+@pytest.fixture
+def refuse_ledger_entries(sql_run):
+    """Make the ledger refuse one user's entries, as a failing write would; undo() ends it."""
+
+    class Refusal:
+        def __call__(self, user_id):
+            sql_run(
+                sql.SQL(
+                    """
+                    CREATE FUNCTION credits.refuse_entries() RETURNS trigger
+                    LANGUAGE plpgsql AS $$
+                    BEGIN
+                        IF NEW.user_id = {user} THEN
+                            RAISE EXCEPTION 'ledger refused %', NEW.user_id;
+                        END IF;
+                        RETURN NEW;
+                    END $$;
+                    CREATE TRIGGER refuse_entries BEFORE INSERT ON credits.transactions
+                        FOR EACH ROW EXECUTE FUNCTION credits.refuse_entries();
+                    """
+                ).format(user=sql.Literal(user_id))
+            )
+
+        def undo(self):
+            sql_run("DROP TRIGGER refuse_entries ON credits.transactions")
+
+    return Refusal()
+
+
+@pytest.fixture
+def lose_deadlocks(sql_run):
+    """Make the first `times` ledger entries of a type fail as a deadlock victim does.
+
+    credits.lost_deadlocks counts the tries: nextval is not undone by the rollback.
+    """
+
+    def arm(entry_type, times):
+        sql_run("CREATE SEQUENCE credits.lost_deadlocks")
+        sql_run(
+            f"""
+            CREATE FUNCTION credits.lose_deadlock() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.type = {entry_type!r}
+                   AND nextval('credits.lost_deadlocks') <= {int(times)} THEN
+                    RAISE EXCEPTION 'deadlock detected' USING ERRCODE = 'deadlock_detected';
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER lose_deadlock BEFORE INSERT ON credits.transactions
+                FOR EACH ROW EXECUTE FUNCTION credits.lose_deadlock();
+            """
+        )
+
+    return arm

@@ -122,19 +122,11 @@ def test_counts_stay_exact_when_a_subscription_arrives_between_calls(
 
 
 def test_a_failed_chunk_rolls_back_alone_and_the_next_run_redoes_it(
-    client, make_app, sql_run, add_plan
+    make_app, sql_run, add_plan, refuse_ledger_entries
 ):
     add_plan("pro", 10, 30)
     seed(sql_run, 7)
-    sql_run("""
-        CREATE FUNCTION credits.refuse_user_5() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF NEW.user_id = 'user-5' THEN RAISE EXCEPTION 'ledger refused user-5'; END IF;
-            RETURN NEW;
-        END $$;
-        CREATE TRIGGER refuse_user_5 BEFORE INSERT ON credits.transactions
-            FOR EACH ROW EXECUTE FUNCTION credits.refuse_user_5();
-    """)
+    refuse_ledger_entries("user-5")
     chunked_client = make_app(**ONE_STRIPE).test_client()
     headers = {"Authorization": f"Bearer {SECRET}"}
 
@@ -149,7 +141,7 @@ def test_a_failed_chunk_rolls_back_alone_and_the_next_run_redoes_it(
     assert run["status"] == "failed" and "ledger refused user-5" in run["error"]
     assert run["results"] == {"processed": 3, "successful": 3, "skipped": 0, "failed": 0}
 
-    sql_run("DROP TRIGGER refuse_user_5 ON credits.transactions")
+    refuse_ledger_entries.undo()
     body = call(chunked_client, "/api/jobs/credits/grant?date=2026-03-15")
     assert body["results"] == {"processed": 4, "successful": 4, "skipped": 0, "failed": 0}
     assert body["totals"] == {"processed": 7, "successful": 7, "skipped": 0, "failed": 0}
@@ -325,26 +317,18 @@ def test_two_stripes_expire_counts_each_user_once(pool, two_stripes, sql_run, ad
 
 
 def test_a_failing_stripe_stops_the_run_and_the_next_run_finishes_exactly(
-    pool, two_stripes, sql_run, add_plan
+    pool, two_stripes, sql_run, add_plan, refuse_ledger_entries
 ):
     add_plan("pro", 10, 30)
     seed(sql_run, 20)
-    sql_run("""
-        CREATE FUNCTION credits.refuse_user_9() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF NEW.user_id = 'user-9' THEN RAISE EXCEPTION 'ledger refused user-9'; END IF;
-            RETURN NEW;
-        END $$;
-        CREATE TRIGGER refuse_user_9 BEFORE INSERT ON credits.transactions
-            FOR EACH ROW EXECUTE FUNCTION credits.refuse_user_9();
-    """)
+    refuse_ledger_entries("user-9")
     with pytest.raises(Exception, match="ledger refused user-9"):
         jobs.grant(pool, two_stripes, jobs.parse_run_date("2026-03-15"))
     [failed] = sql_run("SELECT status, results FROM credits.job_runs")
     assert failed["status"] == "failed"
     assert failed["results"]["successful"] == granted(sql_run)["n"] < 20
 
-    sql_run("DROP TRIGGER refuse_user_9 ON credits.transactions")
+    refuse_ledger_entries.undo()
     run = jobs.grant(pool, two_stripes, jobs.parse_run_date("2026-03-15"))
     assert run.results["successful"] + failed["results"]["successful"] == 20
     assert run.totals == {"processed": 20, "successful": 20, "skipped": 0, "failed": 0}

@@ -196,20 +196,14 @@ def test_grant_expire_and_spending_together_keep_every_balance_right(
     )
 
 
-def test_failed_run_rolls_back_whole_and_says_why(client, auth, sql_run, add_plan, subscribe):
+def test_failed_run_rolls_back_whole_and_says_why(
+    client, auth, sql_run, add_plan, subscribe, refuse_ledger_entries
+):
     add_plan("pro", 100, 30)
     subscribe("s1", "alice", "pro", "2026-01-10")
     subscribe("s2", "mallory", "pro", "2026-01-10")
     subscribe("s3", "zoe", "pro", "2026-01-10")
-    sql_run("""
-        CREATE FUNCTION credits.refuse_mallory() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF NEW.user_id = 'mallory' THEN RAISE EXCEPTION 'ledger refused mallory'; END IF;
-            RETURN NEW;
-        END $$;
-        CREATE TRIGGER refuse_mallory BEFORE INSERT ON credits.transactions
-            FOR EACH ROW EXECUTE FUNCTION credits.refuse_mallory();
-    """)
+    refuse_ledger_entries("mallory")
 
     response = client.get("/api/jobs/credits/grant?date=2026-03-15", headers=auth)
 
@@ -224,7 +218,7 @@ def test_failed_run_rolls_back_whole_and_says_why(client, auth, sql_run, add_pla
     assert "ledger refused mallory" in run["error"]
     assert run["results"] == {"processed": 0, "successful": 0, "skipped": 0, "failed": 0}
 
-    sql_run("DROP TRIGGER refuse_mallory ON credits.transactions")
+    refuse_ledger_entries.undo()
     response = client.get("/api/jobs/credits/grant?date=2026-03-15", headers=auth)
     assert response.get_json()["results"]["successful"] == 3
 
@@ -299,32 +293,8 @@ def test_schema_applies_again_and_from_several_workers_at_once(server_url):
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-@pytest.fixture
-def deadlock_on_expire(sql_run):
-    """Make the first `times` attempts of the expire job fail as a deadlock victim does."""
-
-    def arm(times):
-        # A sequence counts the attempts: nextval is not undone by the rollback.
-        sql_run("CREATE SEQUENCE credits.expire_attempts")
-        sql_run(f"""
-            CREATE FUNCTION credits.lose_deadlock() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NEW.type = 'expire' AND nextval('credits.expire_attempts') <= {int(times)} THEN
-                    RAISE EXCEPTION 'deadlock detected' USING ERRCODE = 'deadlock_detected';
-                END IF;
-                RETURN NEW;
-            END $$;
-            CREATE TRIGGER lose_deadlock BEFORE INSERT ON credits.transactions
-                FOR EACH ROW EXECUTE FUNCTION credits.lose_deadlock();
-        """)
-
-    return arm
-
-
-def test_run_that_loses_a_deadlock_is_retried(
-    pool, sql_run, alice_expired, deadlock_on_expire, caplog
-):
-    deadlock_on_expire(jobs.ATTEMPTS - 1)
+def test_run_that_loses_a_deadlock_is_retried(pool, sql_run, alice_expired, lose_deadlocks, caplog):
+    lose_deadlocks("expire", jobs.ATTEMPTS - 1)
     run = jobs.expire(pool)
     assert run.results["totalExpiredAmount"] == 100
     assert "Deadlock, retrying" in caplog.text
@@ -333,9 +303,9 @@ def test_run_that_loses_a_deadlock_is_retried(
 
 
 def test_run_that_keeps_losing_deadlocks_fails_whole_after_bounded_retries(
-    pool, sql_run, alice_expired, deadlock_on_expire
+    pool, sql_run, alice_expired, lose_deadlocks
 ):
-    deadlock_on_expire(jobs.ATTEMPTS)
+    lose_deadlocks("expire", jobs.ATTEMPTS)
     with pytest.raises(psycopg.errors.DeadlockDetected):
         jobs.expire(pool)
     [row] = sql_run("SELECT status, error FROM credits.job_runs WHERE job = 'expire'")
@@ -344,7 +314,7 @@ def test_run_that_keeps_losing_deadlocks_fails_whole_after_bounded_retries(
         {"status": "active", "remaining": 100}
     ]
     assert (
-        sql_run("SELECT last_value FROM credits.expire_attempts")[0]["last_value"] == jobs.ATTEMPTS
+        sql_run("SELECT last_value FROM credits.lost_deadlocks")[0]["last_value"] == jobs.ATTEMPTS
     )
 
 

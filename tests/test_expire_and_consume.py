@@ -257,32 +257,10 @@ def test_balance_lists_batches_in_spending_order(pool, alice_granted):
     ]
 
 
-@pytest.fixture
-def deadlock_on_spend(sql_run):
-    """Make the first `times` tries of a spend fail as a deadlock victim does."""
-
-    def arm(times):
-        # A sequence counts the tries: nextval is not undone by the rollback.
-        sql_run("CREATE SEQUENCE credits.spend_attempts")
-        sql_run(f"""
-            CREATE FUNCTION credits.lose_deadlock() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NEW.type = 'consume' AND nextval('credits.spend_attempts') <= {int(times)} THEN
-                    RAISE EXCEPTION 'deadlock detected' USING ERRCODE = 'deadlock_detected';
-                END IF;
-                RETURN NEW;
-            END $$;
-            CREATE TRIGGER lose_deadlock BEFORE INSERT ON credits.transactions
-                FOR EACH ROW EXECUTE FUNCTION credits.lose_deadlock();
-        """)
-
-    return arm
-
-
 def test_spend_that_loses_a_deadlock_is_retried_and_spends_once(
-    pool, sql_run, alice_granted, deadlock_on_spend, caplog
+    pool, sql_run, alice_granted, lose_deadlocks, caplog
 ):
-    deadlock_on_spend(ledger.ATTEMPTS - 1)
+    lose_deadlocks("consume", ledger.ATTEMPTS - 1)
     spent = ledger.consume(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
     assert (spent.balance, spent.replayed) == (120, False)
     assert "DeadlockDetected, retrying" in caplog.text
@@ -291,12 +269,12 @@ def test_spend_that_loses_a_deadlock_is_retried_and_spends_once(
 
 
 def test_spend_that_keeps_losing_deadlocks_is_refused_whole_after_bounded_retries(
-    pool, sql_run, alice_granted, deadlock_on_spend
+    pool, sql_run, alice_granted, lose_deadlocks
 ):
-    deadlock_on_spend(ledger.ATTEMPTS)
+    lose_deadlocks("consume", ledger.ATTEMPTS)
     with pytest.raises(psycopg.errors.DeadlockDetected):
         ledger.consume(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
     assert balance_of(pool, "alice") == 150
     assert ledger_entries(sql_run, "alice") == [("grant", 100), ("grant", 50)]
-    tries = sql_run("SELECT last_value FROM credits.spend_attempts")[0]["last_value"]
+    tries = sql_run("SELECT last_value FROM credits.lost_deadlocks")[0]["last_value"]
     assert tries == ledger.ATTEMPTS
