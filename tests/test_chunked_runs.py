@@ -33,6 +33,17 @@ def seed(sql_run, count, plan="pro", started_at="2026-01-10", user=lambda i: f"u
         )
 
 
+def seed_users_with_two_subscriptions(sql_run, users):
+    """user-1 .. user-N, each with two subscriptions: two batches a user to expire."""
+    for i in range(1, users + 1):
+        for n in (1, 2):
+            sql_run(
+                "INSERT INTO credits.subscriptions VALUES (%s, %s, 'pro', 'active', "
+                "'2026-01-10', NULL)",
+                (f"sub-{i}-{n}", f"user-{i}"),
+            )
+
+
 def granted(sql_run):
     return sql_run(
         "SELECT count(*) AS n, count(DISTINCT reference_id) AS refs FROM credits.batches"
@@ -171,14 +182,7 @@ def test_an_unfinished_pass_of_an_earlier_day_is_finished_first(chunked_client, 
 
 def test_expire_chunks_by_user_and_counts_each_user_once(pool, chunked, sql_run, add_plan):
     add_plan("pro", 10, 30)
-    # Seven users, each with two subscriptions: two batches per user to expire.
-    for i in range(1, 8):
-        for n in (1, 2):
-            sql_run(
-                "INSERT INTO credits.subscriptions VALUES (%s, %s, 'pro', 'active', "
-                "'2026-01-10', NULL)",
-                (f"sub-{i}-{n}", f"user-{i}"),
-            )
+    seed_users_with_two_subscriptions(sql_run, 7)
     jobs.grant(pool, chunked, jobs.parse_run_date("2026-03-15"))
     run = jobs.expire(pool, chunked, at=datetime(2026, 5, 1, tzinfo=timezone.utc))
     expected = {"processedBatches": 14, "processedUsers": 7, "totalExpiredAmount": 140}
@@ -302,13 +306,7 @@ def test_two_stripes_resume_over_budgeted_calls_with_exact_totals(
 
 def test_two_stripes_expire_counts_each_user_once(pool, two_stripes, sql_run, add_plan):
     add_plan("pro", 10, 30)
-    for i in range(1, 21):
-        for n in (1, 2):
-            sql_run(
-                "INSERT INTO credits.subscriptions VALUES (%s, %s, 'pro', 'active', "
-                "'2026-01-10', NULL)",
-                (f"sub-{i}-{n}", f"user-{i}"),
-            )
+    seed_users_with_two_subscriptions(sql_run, 20)
     jobs.grant(pool, two_stripes, jobs.parse_run_date("2026-03-15"))
     run = jobs.expire(pool, two_stripes, at=datetime(2026, 5, 1, tzinfo=timezone.utc))
     expected = {"processedBatches": 40, "processedUsers": 20, "totalExpiredAmount": 400}
