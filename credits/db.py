@@ -1,5 +1,6 @@
 """The database: where it is, the connection pool, the schema and the SQL statements."""
 
+import logging
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -8,7 +9,14 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+logger = logging.getLogger("credits")
+
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+# A transaction the server aborted to break a deadlock (or a serialization failure) was rolled
+# back whole, so trying it again is safe: it is tried this many times in all, then reported.
+ATTEMPTS = 3
+ABORTED = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 # Every statement in sql/, by file name, read once.
 queries = {path.stem: path.read_text(encoding="utf-8") for path in SQL_DIR.glob("*.sql")}
@@ -103,3 +111,14 @@ def _is_unreachable(exc):
     # No SQLSTATE: the client lost the connection. Class 08: connection exceptions.
     # 57P01-57P03: the server was shut down, crashed or is starting.
     return not sqlstate or sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"}
+
+
+def retry_aborted(transaction, what):
+    """transaction(), tried again when the server aborted it, at most ATTEMPTS times in all."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return transaction()
+        except ABORTED as exc:
+            if attempt == ATTEMPTS:
+                raise
+            logger.warning("%s: %s, retrying (attempt %d)", what, type(exc).__name__, attempt + 1)

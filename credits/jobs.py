@@ -21,12 +21,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from credits.config import Settings
-from credits.db import DatabaseUnavailable, connection, queries
+from credits.db import DatabaseUnavailable, connection, queries, retry_aborted
 
 logger = logging.getLogger("credits")
-
-# A chunk that loses a deadlock (the server aborts one side) is tried this many times in all.
-ATTEMPTS = 3
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -398,33 +395,31 @@ def _work_stripe(pool, settings, job, run_date, stripe, work, tally, clock):
 
 
 def _work_chunk(conn, settings, job, run_date, stripe, keys, work, totals):
-    """One chunk and its stripe's move past it, in one transaction; a lost deadlock is retried."""
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            with conn.transaction():
-                chunk = conn.execute(
-                    queries[job.next_chunk], {**keys, "chunk_size": settings.chunk_size}
-                ).fetchone()
-                counts = job.zero()
-                if chunk["keys"]:
-                    counts = work(conn, run_date, {**keys, "last_key": chunk["last_key"]})
-                new_totals = {name: totals[name] + counts[name] for name in job.counts}
-                conn.execute(
-                    queries["advance_job_pass"],
-                    {
-                        "job": job.name,
-                        "run_date": run_date,
-                        "stripe": stripe,
-                        "after_key": chunk["last_key"] or keys["after_key"],
-                        "totals": Jsonb(new_totals),
-                        "complete": chunk["keys"] < settings.chunk_size,
-                    },
-                )
-            return counts, chunk, new_totals
-        except psycopg.errors.DeadlockDetected:
-            if attempt == ATTEMPTS:
-                raise
-            logger.warning("Deadlock, retrying the %s chunk (attempt %d)", job.name, attempt + 1)
+    """One chunk and its stripe's move past it, in one transaction; an aborted one is retried."""
+
+    def transaction():
+        with conn.transaction():
+            chunk = conn.execute(
+                queries[job.next_chunk], {**keys, "chunk_size": settings.chunk_size}
+            ).fetchone()
+            counts = job.zero()
+            if chunk["keys"]:
+                counts = work(conn, run_date, {**keys, "last_key": chunk["last_key"]})
+            new_totals = {name: totals[name] + counts[name] for name in job.counts}
+            conn.execute(
+                queries["advance_job_pass"],
+                {
+                    "job": job.name,
+                    "run_date": run_date,
+                    "stripe": stripe,
+                    "after_key": chunk["last_key"] or keys["after_key"],
+                    "totals": Jsonb(new_totals),
+                    "complete": chunk["keys"] < settings.chunk_size,
+                },
+            )
+        return counts, chunk, new_totals
+
+    return retry_aborted(transaction, f"A chunk of the {job.name} run")
 
 
 def _log_end(job, label, run, counts_format):

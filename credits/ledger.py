@@ -1,17 +1,8 @@
 """Spending credits, and reading balances and the ledger's invariant."""
 
-import logging
 from dataclasses import dataclass
 
-import psycopg
-
-from credits.db import connection, queries
-
-logger = logging.getLogger("credits")
-
-# A spend the server aborted to break a deadlock (or a serialization failure) is tried this
-# many times in all; it was rolled back whole, so trying again is safe.
-ATTEMPTS = 3
+from credits.db import connection, queries, retry_aborted
 
 
 class ConsumeError(ValueError):
@@ -46,19 +37,9 @@ def consume(pool, user_id, amount, reference_id, at=None):
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise ConsumeError(f"amount must be a whole number above 0, got {amount!r}")
     params = {"user_id": user_id, "amount": amount, "reference_id": reference_id, "at": at}
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            return _consume_once(pool, params)
-        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
-            if attempt == ATTEMPTS:
-                raise
-            logger.warning(
-                "Spend %r of user %r: %s, retrying (attempt %d)",
-                reference_id,
-                user_id,
-                type(exc).__name__,
-                attempt + 1,
-            )
+    return retry_aborted(
+        lambda: _consume_once(pool, params), f"Spend {reference_id!r} of user {user_id!r}"
+    )
 
 
 def _consume_once(pool, params):

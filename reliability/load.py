@@ -108,7 +108,7 @@ def run_load(
         output = service.output
         report["service"] = {
             "workers": workers,
-            "deadlock retries logged": output.count("Deadlock, retrying"),
+            "deadlock retries logged": output.count("DeadlockDetected, retrying"),
             "tracebacks logged": output.count("Traceback"),
             "secret in output": SECRET in output,
         }

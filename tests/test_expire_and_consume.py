@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import psycopg
 import pytest
 
-from credits import jobs, ledger
+from credits import db, jobs, ledger
 
 # Batches granted on the 10th of March 2026 with 30 days' validity expire on 9 April.
 BEFORE_EXPIRY = datetime(2026, 4, 1, tzinfo=timezone.utc)
@@ -260,7 +260,7 @@ def test_balance_lists_batches_in_spending_order(pool, alice_granted):
 def test_spend_that_loses_a_deadlock_is_retried_and_spends_once(
     pool, sql_run, alice_granted, lose_deadlocks, caplog
 ):
-    lose_deadlocks("consume", ledger.ATTEMPTS - 1)
+    lose_deadlocks("consume", db.ATTEMPTS - 1)
     spent = ledger.consume(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
     assert (spent.balance, spent.replayed) == (120, False)
     assert "DeadlockDetected, retrying" in caplog.text
@@ -271,10 +271,10 @@ def test_spend_that_loses_a_deadlock_is_retried_and_spends_once(
 def test_spend_that_keeps_losing_deadlocks_is_refused_whole_after_bounded_retries(
     pool, sql_run, alice_granted, lose_deadlocks
 ):
-    lose_deadlocks("consume", ledger.ATTEMPTS)
+    lose_deadlocks("consume", db.ATTEMPTS)
     with pytest.raises(psycopg.errors.DeadlockDetected):
         ledger.consume(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
     assert balance_of(pool, "alice") == 150
     assert ledger_entries(sql_run, "alice") == [("grant", 100), ("grant", 50)]
     tries = sql_run("SELECT last_value FROM credits.lost_deadlocks")[0]["last_value"]
-    assert tries == ledger.ATTEMPTS
+    assert tries == db.ATTEMPTS
