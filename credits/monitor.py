@@ -5,15 +5,12 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 
 from credits.db import DatabaseUnavailable, connection, queries
-
-JOBS = ("grant", "expire")
+from credits.jobs import EXPIRE, GRANT
 
 # The order the job routes answer their counts in; jsonb keeps its own order, so results read
 # back from job_runs are put in this one (anything else after it, as stored).
-RESULT_ORDER = {
-    "grant": ("processed", "successful", "skipped", "failed"),
-    "expire": ("processedBatches", "processedUsers", "totalExpiredAmount"),
-}
+RESULT_ORDER = {job.name: job.counts for job in (GRANT, EXPIRE)}
+JOBS = tuple(RESULT_ORDER)
 
 
 def health(pool):
