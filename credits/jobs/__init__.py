@@ -20,7 +20,6 @@ from datetime import date, datetime, timezone
 import psycopg
 from psycopg.types.json import Jsonb
 
-from credits.config import Settings
 from credits.db import DatabaseUnavailable, connection, queries, retry_aborted
 
 logger = logging.getLogger("credits")
@@ -170,13 +169,12 @@ def grant(pool, settings, run_date, job_id=None, dry_run=False, budget=None, pro
     return run
 
 
-def expire(pool, settings=None, job_id=None, at=None, budget=None, progress=None):
+def expire(pool, settings, job_id=None, at=None, budget=None, progress=None):
     """Expire every active batch whose expires_at has come by `at` (default: now).
 
     Budget and progress work as in grant(). A pass belongs to the UTC day of `at`; a call
     that carries on an unfinished pass keeps the pass's own cutoff time.
     """
-    settings = settings or Settings.from_mapping({})
     job_id = job_id or uuid.uuid4()
     label = f"[Credits Expire Job {job_id}]"
     logger.info(
