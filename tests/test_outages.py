@@ -132,11 +132,18 @@ def test_outage_answers_503_within_one_wait_and_the_first_call_after_it_succeeds
     subscribe("s1", "alice", "pro", "2026-01-10")
     proxy = Proxy(server_url)
     wait = 2.0
-    client = make_app(
-        DATABASE_URL=proxy.url(database_url), CREDITS_DB_TIMEOUT=str(wait)
-    ).test_client()
+    app = make_app(DATABASE_URL=proxy.url(database_url), CREDITS_DB_TIMEOUT=str(wait))
+    client = app.test_client()
     assert client.get("/api/jobs/credits/expire", headers=auth).status_code == 200
     try:
+        # A short outage while the pool is full of idle connections (as after a job run):
+        # all are broken when the database is back, and none is a reason to refuse.
+        hold_every_connection(app)
+        proxy.cut()
+        proxy.restore()
+        stale, response = timed(lambda: client.get("/api/jobs/credits/expire", headers=auth))
+        assert response.status_code == 200, response.get_json()
+
         proxy.cut()
         # Callers keep calling through the outage, long enough for the pool's reconnection
         # back-off to grow past one wait for a connection.
@@ -155,8 +162,17 @@ def test_outage_answers_503_within_one_wait_and_the_first_call_after_it_succeeds
     finally:
         proxy.cut()
     print(
-        f"\noutage: slowest 503 {slowest:.2f} s (wait {wait:g} s); first grant after {back:.2f} s"
+        f"\noutage: first call on a stale pool {stale:.2f} s; slowest 503 {slowest:.2f} s "
+        f"(wait {wait:g} s); first grant after the outage {back:.2f} s"
     )
+
+
+def hold_every_connection(app):
+    """Fill the service's pool: take as many connections as it holds at most, give them back."""
+    pool = app.extensions["credits"]["pool"]
+    connections = [pool.getconn() for _ in range(pool.max_size)]
+    for conn in connections:
+        pool.putconn(conn)
 
 
 def test_a_lock_held_elsewhere_stops_the_grant_at_its_budget_and_the_next_call_completes(
