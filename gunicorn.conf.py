@@ -28,10 +28,10 @@ def on_starting(server):
     load_dotenv()  # as wsgi.py does in the workers: DATABASE_URL may come from .env
     try:
         settings = Settings.from_mapping(os.environ)
+        if settings.embedded:
+            embedded_server = embedded.own(settings)
     except ConfigError:
         return  # each worker says what is wrong, and the boot stops
-    if settings.embedded:
-        embedded_server = embedded.own(settings)
 
 
 def on_exit(server):

@@ -38,6 +38,7 @@ def database_url(settings):
     """DATABASE_URL, or a function answering the embedded PostgreSQL's address (started first)."""
     if not settings.embedded:
         return settings.database_url
+    embedded.pgserver()  # not installed: a setting error at startup, not at the first request
     return functools.partial(embedded.uri, settings)
 
 

