@@ -4,6 +4,7 @@ import functools
 import logging
 import math
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,6 +43,10 @@ def database_url(settings):
     return functools.partial(embedded.uri, settings)
 
 
+# While a request waits for a connection, a new try to connect starts this often (seconds).
+RETRY_EVERY = 0.5
+
+
 class Pool(ConnectionPool):
     """The service's connections; the first one had applies the schema (or checks it's there).
 
@@ -70,15 +75,34 @@ class Pool(ConnectionPool):
             check=self._check_or_discard_all,
             # The pool tries to reconnect in the background with a growing back-off, and while
             # one try waits its turn no request starts another: after a long outage that wait
-            # outlived the database's return. So a try gives up after one request's wait, and
-            # the next request that finds no connection starts a new one at once.
-            reconnect_timeout=settings.db_timeout,
+            # outlived the database's return. So a try is two attempts in a row, no back-off,
+            # and a request waiting for a connection starts a new try every RETRY_EVERY
+            # seconds (getconn below).
+            reconnect_timeout=0,
             open=True,
             name="credits",
         )
         self.apply_schema = settings.apply_schema
         self._schema_ready = False
         self._schema_lock = threading.Lock()
+
+    def getconn(self, timeout=None):
+        """A connection within timeout (default CREDITS_DB_TIMEOUT), trying to connect meanwhile.
+
+        The wait is cut in slices: each slice that finds the pool empty starts a try to
+        connect, where one wait would have had at most the one try its start began.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return super().getconn(min(left, RETRY_EVERY))
+            except PoolTimeout:
+                if left <= RETRY_EVERY:
+                    raise PoolTimeout(
+                        f"couldn't get a connection after {timeout:.2f} sec"
+                    ) from None
 
     @contextmanager
     def connection(self, timeout=None):
