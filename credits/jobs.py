@@ -210,34 +210,46 @@ def _run(pool, settings, job, job_id, label, run_date, work, budget, progress, c
     totals = None
     try:
         with connection(pool) as conn:
-            with conn.transaction():
-                conn.execute(
-                    queries["start_job_run"],
-                    {"job_id": job_id, "job": job.name, "run_date": run_date},
-                )
-            with _job_lock(conn, job, job_id):
-                earlier = conn.execute(
-                    queries["unfinished_job_passes"], {"job": job.name, "run_date": run_date}
-                ).fetchall()
-                for row in earlier:
-                    logger.info("%s Finishing the unfinished pass of %s", label, row["run_date"])
-                for pass_date in [row["run_date"] for row in earlier] + [run_date]:
-                    stripes = _work_pass(
-                        pool, conn, settings, job, pass_date, cutoff, work, tally, clock
-                    )
-                    complete = all(stripe["complete"] for stripe in stripes)
-                    if not complete:
-                        break
-                if pass_date == run_date:  # the response's totals are run_date's pass's
-                    totals = {
-                        name: sum(stripe["totals"][name] for stripe in stripes)
-                        for name in job.counts
-                    }
-                with conn.transaction():
+            try:
+                with clock.transaction(conn):
                     conn.execute(
-                        queries["finish_job_run"],
-                        {"job_id": job_id, "results": Jsonb(tally.results), "complete": complete},
+                        queries["start_job_run"],
+                        {"job_id": job_id, "job": job.name, "run_date": run_date},
                     )
+                with _job_lock(conn, clock, job, job_id):
+                    earlier = conn.execute(
+                        queries["unfinished_job_passes"], {"job": job.name, "run_date": run_date}
+                    ).fetchall()
+                    for row in earlier:
+                        logger.info(
+                            "%s Finishing the unfinished pass of %s", label, row["run_date"]
+                        )
+                    for pass_date in [row["run_date"] for row in earlier] + [run_date]:
+                        stripes = _work_pass(
+                            pool, conn, settings, job, pass_date, cutoff, work, tally, clock
+                        )
+                        complete = all(stripe["complete"] for stripe in stripes)
+                        if not complete:
+                            break
+                    if pass_date == run_date:  # the response's totals are run_date's pass's
+                        totals = {
+                            name: sum(stripe["totals"][name] for stripe in stripes)
+                            for name in job.counts
+                        }
+                    with clock.transaction(conn):
+                        conn.execute(
+                            queries["finish_job_run"],
+                            {
+                                "job_id": job_id,
+                                "results": Jsonb(tally.results),
+                                "complete": complete,
+                            },
+                        )
+            except Exception as exc:
+                # On the run's own connection: a second wait for one, during an outage, would
+                # double the time to answer 503.
+                _record_failure(conn, job_id, exc, tally.results)
+                raise
     except Exception as exc:
         elapsed = _elapsed_ms(started)
         logger.error(
@@ -254,7 +266,6 @@ def _run(pool, settings, job, job_id, label, run_date, work, budget, progress, c
                 results=tally.results,
             ),
         )
-        _record_failure(pool, job_id, exc, tally.results)
         raise
     return JobRun(job_id, _elapsed_ms(started), tally.results, run_date, False, complete, totals)
 
@@ -275,6 +286,18 @@ class _Budget:
 
     def chunk_took(self, seconds):
         self.last_chunk = seconds
+
+    @contextmanager
+    def transaction(self, conn):
+        """A transaction none of whose statements waits for a lock past the budget's end."""
+        with conn.transaction():
+            if self.seconds is not None:
+                left = self.seconds - (time.monotonic() - self.started)
+                # At least 1 ms: a lock_timeout of 0 means no limit at all.
+                conn.execute(
+                    queries["limit_lock_wait"], {"timeout": f"{max(1, left * 1000):.0f}ms"}
+                )
+            yield
 
 
 class _Tally:
@@ -302,9 +325,9 @@ class _Tally:
 
 
 @contextmanager
-def _job_lock(conn, job, job_id):
+def _job_lock(conn, clock, job, job_id):
     """Hold the job's lock for the run; any other run still marked running is abandoned."""
-    with conn.transaction():
+    with clock.transaction(conn):
         if not conn.execute(queries["lock_job"], {"job": job.name}).fetchone()["locked"]:
             raise JobAlreadyRunning(f"a {job.name} run is already in progress")
         conn.execute(queries["abandon_job_runs"], {"job": job.name, "job_id": job_id})
@@ -321,10 +344,10 @@ def _job_lock(conn, job, job_id):
 def _work_pass(pool, conn, settings, job, run_date, cutoff, work, tally, clock):
     """Work the pass's unfinished stripes side by side; answers where its stripes now stand."""
     pass_keys = {"job": job.name, "run_date": run_date}
-    stripes = _pass_stripes(conn, settings, job, run_date, cutoff)
+    stripes = _pass_stripes(conn, settings, job, run_date, cutoff, clock)
     unfinished = [stripe for stripe in stripes if not stripe["complete"]]
     if tally.progress:
-        with conn.transaction():
+        with clock.transaction(conn):
             keys = sum(
                 conn.execute(queries[job.count_keys], stripe).fetchone()["keys"]
                 for stripe in unfinished
@@ -341,14 +364,14 @@ def _work_pass(pool, conn, settings, job, run_date, cutoff, work, tally, clock):
         ]
     for future in futures:
         future.result()  # the first stripe's error, if any
-    with conn.transaction():
+    with clock.transaction(conn):
         return conn.execute(queries["find_job_pass"], pass_keys).fetchall()
 
 
-def _pass_stripes(conn, settings, job, run_date, cutoff):
+def _pass_stripes(conn, settings, job, run_date, cutoff, clock):
     """The pass's stripes: the unfinished pass's, or a new pass split into even key ranges."""
     pass_keys = {"job": job.name, "run_date": run_date}
-    with conn.transaction():
+    with clock.transaction(conn):
         stripes = conn.execute(queries["find_job_pass"], pass_keys).fetchall()
         if stripes and not all(stripe["complete"] for stripe in stripes):
             return stripes
@@ -381,9 +404,19 @@ def _work_stripe(pool, settings, job, run_date, stripe, work, tally, clock):
         with connection(pool) as conn:
             while not (tally.failed.is_set() or clock.spent()):
                 chunk_started = time.monotonic()
-                counts, chunk, totals = _work_chunk(
-                    conn, settings, job, run_date, stripe["stripe"], keys, work, totals
-                )
+                try:
+                    counts, chunk, totals = _work_chunk(
+                        conn, settings, job, run_date, stripe["stripe"], keys, work, totals, clock
+                    )
+                except psycopg.errors.LockNotAvailable:
+                    # A lock held elsewhere outlasted the budget: the chunk rolled back whole,
+                    # its stripe stays where it was, and the next call does the chunk again.
+                    logger.warning(
+                        "A chunk of the %s run waited for a lock until its time budget was "
+                        "spent; the next call does it",
+                        job.name,
+                    )
+                    return
                 clock.chunk_took(time.monotonic() - chunk_started)
                 tally.add(counts, chunk["keys"])
                 if chunk["keys"] < settings.chunk_size:
@@ -394,11 +427,11 @@ def _work_stripe(pool, settings, job, run_date, stripe, work, tally, clock):
         raise
 
 
-def _work_chunk(conn, settings, job, run_date, stripe, keys, work, totals):
+def _work_chunk(conn, settings, job, run_date, stripe, keys, work, totals, clock):
     """One chunk and its stripe's move past it, in one transaction; an aborted one is retried."""
 
     def transaction():
-        with conn.transaction():
+        with clock.transaction(conn):
             chunk = conn.execute(
                 queries[job.next_chunk], {**keys, "chunk_size": settings.chunk_size}
             ).fetchone()
@@ -446,15 +479,15 @@ def _log_fields(job, job_id, event, **more):
     return {"event": event, "job": job, "job_id": str(job_id), **more}
 
 
-def _record_failure(pool, job_id, exc, results):
+def _record_failure(conn, job_id, exc, results):
     """Mark a run failed; when the database is gone the row cannot be written, only logged."""
     try:
-        with connection(pool) as conn, conn.transaction():
+        with conn.transaction():
             conn.execute(
                 queries["fail_job_run"],
                 {"job_id": job_id, "error": _reason(exc), "results": Jsonb(results)},
             )
-    except (DatabaseUnavailable, psycopg.Error) as err:
+    except psycopg.Error as err:
         logger.error("Could not record the failure of run %s: %s", job_id, err)
 
 
