@@ -74,6 +74,18 @@ class Budget:
         """Milliseconds since the run started."""
         return _elapsed_ms(self.started)
 
+    @contextmanager
+    def transaction(self, conn):
+        """A transaction none of whose statements waits for a lock past the budget's end."""
+        with conn.transaction():
+            if self.seconds is not None:
+                left = self.seconds - (time.monotonic() - self.started)
+                # At least 1 ms: a lock_timeout of 0 means no limit at all.
+                conn.execute(
+                    queries["limit_lock_wait"], {"timeout": f"{max(1, left * 1000):.0f}ms"}
+                )
+            yield
+
 
 class Tally:
     """What a run's stripes have done, added up as they go; and whether one of them failed."""
@@ -123,31 +135,42 @@ class Run:
 
     def work(self):
         """Work through the job's unfinished earlier passes, then run_date's, under its lock."""
-        job_id = self.job.job_id
-        where = {"job": self.job.name, "run_date": self.run_date}
         try:
             with connection(self.pool) as conn:
-                with conn.transaction():
-                    conn.execute(queries["start_job_run"], {**where, "job_id": job_id})
-                with _job_lock(conn, self.job):
-                    complete, totals = self._work_passes(conn, where)
-                    results = Jsonb(self.tally.results)
-                    with conn.transaction():
-                        conn.execute(
-                            queries["finish_job_run"],
-                            {"job_id": job_id, "results": results, "complete": complete},
-                        )
+                complete, totals = self._work_on(conn)
         except Exception as exc:
-            self._fail(exc)
+            self._log_failure(exc)
             raise
         return JobRun(
-            job_id,
+            self.job.job_id,
             self.clock.elapsed_ms(),
             self.tally.results,
             self.run_date,
             complete=complete,
             totals=totals,
         )
+
+    def _work_on(self, conn):
+        """(complete, totals) of the run on conn; a failure is marked in job_runs on conn too."""
+        job_id = self.job.job_id
+        where = {"job": self.job.name, "run_date": self.run_date}
+        try:
+            with self.clock.transaction(conn):
+                conn.execute(queries["start_job_run"], {**where, "job_id": job_id})
+            with _job_lock(conn, self.job, self.clock):
+                complete, totals = self._work_passes(conn, where)
+                results = Jsonb(self.tally.results)
+                with self.clock.transaction(conn):
+                    conn.execute(
+                        queries["finish_job_run"],
+                        {"job_id": job_id, "results": results, "complete": complete},
+                    )
+        except Exception as exc:
+            # On the run's own connection: a second wait for one, during an outage, would
+            # double the time to answer 503.
+            self._record_failure(conn, exc)
+            raise
+        return complete, totals
 
     def _work_passes(self, conn, where):
         """(complete, run_date's totals): unfinished earlier passes first, then run_date's."""
@@ -161,10 +184,24 @@ class Run:
         totals = {name: sum(s.totals[name] for s in stripes) for name in self.job.counts}
         return _complete(stripes), totals
 
-    def _fail(self, exc):
-        """Log the run's failure and mark it failed in job_runs."""
+    def _record_failure(self, conn, exc):
+        """Mark the run failed; when the database is gone the row cannot be written, only logged."""
+        try:
+            with conn.transaction():
+                conn.execute(
+                    queries["fail_job_run"],
+                    {
+                        "job_id": self.job.job_id,
+                        "error": _reason(exc),
+                        "results": Jsonb(self.tally.results),
+                    },
+                )
+        except psycopg.Error as err:
+            logger.error("Could not record the failure of run %s: %s", self.job.job_id, err)
+
+    def _log_failure(self, exc):
+        """Log the run's failure with what it had done."""
         elapsed = self.clock.elapsed_ms()
-        results = self.tally.results
         self.job.log.error(
             "Failed after %dms: %s",
             elapsed,
@@ -173,10 +210,9 @@ class Run:
                 "event": "failed",
                 "duration_ms": elapsed,
                 "error": _reason(exc),
-                "results": results,
+                "results": self.tally.results,
             },
         )
-        _record_failure(self.pool, self.job.job_id, exc, results)
 
 
 class Pass:
@@ -197,7 +233,7 @@ class Pass:
             ]
         for future in futures:
             future.result()  # the first stripe's error, if any
-        with conn.transaction():
+        with self.run.clock.transaction(conn):
             return self._find(conn)
 
     def _find(self, conn):
@@ -209,7 +245,7 @@ class Pass:
         """How many keys the stripes have left, when someone is told of progress."""
         if not self.run.tally.progress:
             return None
-        with conn.transaction():
+        with self.run.clock.transaction(conn):
             return sum(
                 conn.execute(queries[self.run.job.count_keys], asdict(stripe)).fetchone()["keys"]
                 for stripe in stripes
@@ -218,7 +254,7 @@ class Pass:
     def _stripes(self, conn):
         """The pass's stripes: the unfinished pass's, or a new pass split into even key ranges."""
         job, settings = self.run.job, self.run.settings
-        with conn.transaction():
+        with self.run.clock.transaction(conn):
             stripes = self._find(conn)
             if stripes and not _complete(stripes):
                 return stripes
@@ -263,9 +299,20 @@ class StripeWork:
             with connection(self.run.pool) as conn:
                 while not (tally.failed.is_set() or clock.spent()):
                     chunk_started = time.monotonic()
-                    counts, chunk = retry_aborted(
-                        lambda: self._work_chunk(conn), f"A chunk of the {self.run.job.name} run"
-                    )
+                    try:
+                        counts, chunk = retry_aborted(
+                            lambda: self._work_chunk(conn),
+                            f"A chunk of the {self.run.job.name} run",
+                        )
+                    except psycopg.errors.LockNotAvailable:
+                        # A lock held elsewhere outlasted the budget: the chunk rolled back
+                        # whole, its stripe stays where it was, and the next call does it again.
+                        self.run.job.log.warning(
+                            "A chunk of the %s run waited for a lock until its time budget was "
+                            "spent; the next call does it",
+                            self.run.job.name,
+                        )
+                        return
                     clock.chunk_took(time.monotonic() - chunk_started)
                     tally.add(counts, chunk.keys)
                     if chunk.keys < self.run.settings.chunk_size:
@@ -278,7 +325,7 @@ class StripeWork:
     def _work_chunk(self, conn):
         """One chunk and the stripe's move past it, in one transaction: (counts, next chunk)."""
         job, chunk_size = self.run.job, self.run.settings.chunk_size
-        with conn.transaction():
+        with self.run.clock.transaction(conn):
             cursor = conn.cursor(row_factory=class_row(NextChunk))
             chunk = cursor.execute(
                 queries[job.next_chunk],
@@ -315,9 +362,9 @@ def _complete(stripes):
 
 
 @contextmanager
-def _job_lock(conn, job):
+def _job_lock(conn, job, clock):
     """Hold the job's lock for the run; any other run still marked running is abandoned."""
-    with conn.transaction():
+    with clock.transaction(conn):
         if not conn.execute(queries["lock_job"], {"job": job.name}).fetchone()["locked"]:
             raise JobAlreadyRunning(f"a {job.name} run is already in progress")
         conn.execute(queries["abandon_job_runs"], {"job": job.name, "job_id": job.job_id})
@@ -329,18 +376,6 @@ def _job_lock(conn, job):
                 conn.execute(queries["unlock_job"], {"job": job.name})
         except psycopg.Error:
             conn.close()  # never hand a connection that may hold the lock back to the pool
-
-
-def _record_failure(pool, job_id, exc, results):
-    """Mark a run failed; when the database is gone the row cannot be written, only logged."""
-    try:
-        with connection(pool) as conn, conn.transaction():
-            conn.execute(
-                queries["fail_job_run"],
-                {"job_id": job_id, "error": _reason(exc), "results": Jsonb(results)},
-            )
-    except (DatabaseUnavailable, psycopg.Error) as err:
-        logger.error("Could not record the failure of run %s: %s", job_id, err)
 
 
 def _reason(exc):
