@@ -226,7 +226,7 @@ def per_user_loop(bench, name, sample):
         started = time.monotonic()
         due = conn.execute(
             "SELECT user_id, reference_id, grant_period, monthly_credits, expires_at "
-            "  FROM credits.due_grants(%s, ARRAY['active']) WHERE NOT already_granted",
+            "  FROM credits.due_grants(%s, ARRAY['active'], NULL) WHERE NOT already_granted",
             (FIRST_GRANT,),
         ).fetchall()
         conn.commit()
@@ -411,7 +411,7 @@ def main(server_url, subscriptions, loop_sample, budget, write_path):
         cli(bench, history, "grant", f"--date={STEADY_DAY.replace(day=STEADY_DAY.day - 1)}")
         [(due_today,)] = bench.execute(
             history,
-            "SELECT count(*) FROM credits.due_grants(%s, ARRAY['active']) "
+            "SELECT count(*) FROM credits.due_grants(%s, ARRAY['active'], NULL) "
             " WHERE NOT already_granted",
             (STEADY_DAY,),
         )

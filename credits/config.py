@@ -22,6 +22,11 @@ CHUNK_MARGIN = 30
 DEFAULT_CHUNK_SIZE = 25_000
 # A run's chunks go this many at a time, each stripe of keys on a connection of its own.
 DEFAULT_PARALLEL_CHUNKS = 2
+# A grant pass looks back this many days for due days missed since the last completed pass,
+# across a month's end: a platform outage of a week loses no month's credits. At most 28, so
+# the window reaches back into the previous month only (credits.due_grants).
+DEFAULT_CATCH_UP_DAYS = 7
+MAX_CATCH_UP_DAYS = 28
 
 
 class ConfigError(Exception):
@@ -46,6 +51,7 @@ class Settings:
     qstash_current_signing_key: str | None = None
     qstash_next_signing_key: str | None = None
     apply_schema: bool = True
+    catch_up_days: int = DEFAULT_CATCH_UP_DAYS
 
     @classmethod
     def from_mapping(cls, values):
@@ -82,6 +88,7 @@ class Settings:
             raise ConfigError(
                 "QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY must be set together"
             )
+        catch_up_days = _catch_up_days(values)
         apply_schema = values.get("CREDITS_APPLY_SCHEMA", "true").strip().lower()
         if apply_schema not in ("true", "false"):
             raise ConfigError("CREDITS_APPLY_SCHEMA must be true or false")
@@ -101,6 +108,7 @@ class Settings:
             qstash_current_signing_key=current_key,
             qstash_next_signing_key=next_key,
             apply_schema=apply_schema == "true",
+            catch_up_days=catch_up_days,
         )
 
     @property
@@ -127,6 +135,17 @@ def worker_timeout(values):
     if timeout <= CHUNK_MARGIN:
         raise ConfigError(f"GUNICORN_TIMEOUT must be above {CHUNK_MARGIN} seconds")
     return timeout
+
+
+def _catch_up_days(values):
+    """CREDITS_CATCH_UP_DAYS: a whole number of days from 0 (no catch-up) to 28."""
+    text = values.get("CREDITS_CATCH_UP_DAYS", str(DEFAULT_CATCH_UP_DAYS)).strip()
+    if not (text.isascii() and text.isdigit() and int(text) <= MAX_CATCH_UP_DAYS):
+        raise ConfigError(
+            f"CREDITS_CATCH_UP_DAYS must be a whole number of days from 0 to "
+            f"{MAX_CATCH_UP_DAYS}, got {values.get('CREDITS_CATCH_UP_DAYS')!r}"
+        )
+    return int(text)
 
 
 def _positive(values, name, default, kind, meaning):

@@ -1,11 +1,13 @@
 -- grant_due_subscriptions: give every subscription of one chunk (ids after after_key up to
--- last_key) that is due for the month of run_date its batch, its grant ledger entry and its
--- raised balance, in one statement over the chunk's users.
+-- last_key) that is due by run_date (its month, and the month before from catch_up_from) its
+-- batch, its grant ledger entry and its raised balance, in one statement over the chunk's
+-- users. A subscription that cannot be granted (credits.due_grants' failure) is counted as
+-- failed and reported by reason, and blocks no other.
 -- The unique reference_id (one per subscription and month) with ON CONFLICT DO NOTHING is
 -- what makes a second grant impossible, whatever retries or overlaps happen.
 WITH due AS (
     SELECT *
-      FROM credits.due_grants(%(run_date)s, %(eligible_statuses)s)
+      FROM credits.due_grants(%(run_date)s, %(eligible_statuses)s, %(catch_up_from)s)
      WHERE (%(after_key)s::text IS NULL OR subscription_id > %(after_key)s)
        AND subscription_id <= %(last_key)s
 ),
@@ -15,7 +17,7 @@ granted AS (
     SELECT user_id, 'subscription', reference_id, grant_period,
            monthly_credits, monthly_credits, expires_at
       FROM due
-     WHERE NOT already_granted AND monthly_credits IS NOT NULL
+     WHERE NOT already_granted AND failure IS NULL
     ON CONFLICT ON CONSTRAINT batches_reference_id_key DO NOTHING
     RETURNING id, user_id, amount, reference_id
 ),
@@ -34,22 +36,23 @@ raised AS (
     ON CONFLICT (user_id)
     DO UPDATE SET balance = b.balance + excluded.balance, updated_at = now()
 ),
-missing_plans AS (
-    SELECT plan_id, count(*) AS subscriptions, min(subscription_id) AS example
+failures AS (
+    SELECT failure AS reason, count(*) AS subscriptions,
+           left(min(subscription_id), 100) AS example
       FROM due
-     WHERE NOT already_granted AND monthly_credits IS NULL
-     GROUP BY plan_id
+     WHERE NOT already_granted AND failure IS NOT NULL
+     GROUP BY failure
 ),
 counts AS (
     SELECT count(*) AS processed,
            (SELECT count(*) FROM granted) AS successful,
-           (SELECT coalesce(sum(subscriptions), 0) FROM missing_plans)::bigint AS failed
+           (SELECT coalesce(sum(subscriptions), 0) FROM failures)::bigint AS failed
       FROM due
 )
 SELECT processed,
        successful,
        processed - successful - failed AS skipped,
        failed,
-       (SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.plan_id), '[]') FROM missing_plans m)
-           AS missing_plans
+       (SELECT coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.reason), '[]')
+          FROM failures f) AS failures
   FROM counts

@@ -56,7 +56,7 @@ BEGIN
     -- The grant rules. Functions are executable by PUBLIC unless the DBA revoked that.
     EXECUTE format(
         'GRANT EXECUTE ON FUNCTION credits.due_day(timestamptz, date), '
-        'credits.due_grants(date, text[]) TO %I',
+        'credits.due_grants(date, text[], date) TO %I',
         service_role
     );
 END
