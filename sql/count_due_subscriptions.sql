@@ -4,4 +4,4 @@ SELECT count(*) AS processed,
        count(*) FILTER (WHERE NOT already_granted AND failure IS NULL) AS successful,
        count(*) FILTER (WHERE already_granted) AS skipped,
        count(*) FILTER (WHERE NOT already_granted AND failure IS NOT NULL) AS failed
-  FROM credits.due_grants(%(run_date)s, %(eligible_statuses)s, %(catch_up_from)s)
+  FROM credits.due_grants(%(run_date)s, %(eligible_statuses)s, %(catch_up_from)s, NULL, NULL)

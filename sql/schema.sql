@@ -93,6 +93,16 @@ CREATE TABLE IF NOT EXISTS credits.balances (
     updated_at timestamptz NOT NULL DEFAULT now()
 ) WITH (fillfactor = 70);
 
+-- Each subscription's last granted month (the first day of the latest month it has a batch
+-- for), written by the statement that grants the batch. Only a shortcut: a run skips the
+-- subscriptions recorded as granted this month without probing batches_reference_id_key
+-- for each; the unique reference_id stays what makes a second grant impossible. Room in each
+-- page lets the monthly change be a HOT update.
+CREATE TABLE IF NOT EXISTS credits.subscription_grants (
+    subscription_id text PRIMARY KEY,
+    period_start    date NOT NULL
+) WITH (fillfactor = 70);
+
 -- One row per run of a job: what it did, or why it failed.
 CREATE TABLE IF NOT EXISTS credits.job_runs (
     id          uuid PRIMARY KEY,
@@ -182,20 +192,25 @@ AS $$
     )
 $$;
 
--- The grant rules of an earlier release, by their old signature.
+-- The grant rules of earlier releases, by their old signatures.
 DROP FUNCTION IF EXISTS credits.due_grants(date, text[]);
+DROP FUNCTION IF EXISTS credits.due_grants(date, text[], date);
 
 -- Every subscription due a grant by run_date, with what it would be granted, in the month of
 -- run_date and, for a pass that catches up after the last completed one, in the month before.
 -- Due in a month: an eligible status, started on or before its due day, the due day has come
 -- by run_date (and, in the month before run_date's, is on or after catch_up_from: NULL means
 -- run_date's month only), and not ended at or before the due day (00:00 UTC).
--- already_granted is true when its batch exists. failure says why a due subscription cannot
--- be granted (NULL: it can): an id is missing or too long for the indexes (1,000 bytes at
--- most: an index entry holds about 2,700, and the reference adds the period to the id), its
--- plan is missing, or its expiry is past the last day a timestamptz holds.
+-- recorded is true when credits.subscription_grants says the month was granted (false says
+-- nothing); already_granted is true when its batch exists. failure says why a due
+-- subscription cannot be granted (NULL: it can): an id is missing or too long for the
+-- indexes (1,000 bytes at most: an index entry holds about 2,700, and the reference adds the
+-- period to the id), its plan is missing, or its expiry is past the last day a timestamptz
+-- holds.
+-- Only subscriptions with ids after after_key up to last_key are looked at (NULL: no bound),
+-- and only their records: a chunk's join of the two stays a chunk's, whatever the statistics.
 CREATE OR REPLACE FUNCTION credits.due_grants(
-    run_date date, eligible_statuses text[], catch_up_from date
+    run_date date, eligible_statuses text[], catch_up_from date, after_key text, last_key text
 )
 RETURNS TABLE (
     subscription_id text,
@@ -204,7 +219,9 @@ RETURNS TABLE (
     grant_period    text,
     reference_id    text,
     monthly_credits integer,
+    period_start    date,
     expires_at      timestamptz,
+    recorded        boolean,
     already_granted boolean,
     failure         text
 )
@@ -216,9 +233,12 @@ AS $$
            period.grant_period,
            ref.reference_id,
            p.monthly_credits,
+           period.period_start,
            CASE WHEN fault.failure IS NULL
                 THEN (due.due_day + p.validity_days)::timestamp AT TIME ZONE 'UTC' END,
-           EXISTS (SELECT 1 FROM credits.batches b WHERE b.reference_id = ref.reference_id),
+           recorded.recorded,
+           recorded.recorded
+               OR EXISTS (SELECT 1 FROM credits.batches b WHERE b.reference_id = ref.reference_id),
            fault.failure
       FROM credits.subscriptions s
      CROSS JOIN (SELECT date_trunc('month', run_date::timestamp)::date AS own_start) own
@@ -233,6 +253,13 @@ AS $$
      CROSS JOIN LATERAL (SELECT 'subscription:' || s.id || ':' || period.grant_period
                                 AS reference_id) ref
       LEFT JOIN credits.plans p ON p.plan_id = s.plan_id
+      LEFT JOIN (SELECT *
+                   FROM credits.subscription_grants
+                  WHERE (after_key IS NULL OR subscription_id > after_key)
+                    AND (last_key IS NULL OR subscription_id <= last_key)) r
+             ON r.subscription_id = s.id
+     CROSS JOIN LATERAL (SELECT coalesce(r.period_start = period.period_start, false)
+                                AS recorded) recorded
      CROSS JOIN LATERAL (
          SELECT CASE
                 WHEN s.user_id IS NULL THEN 'it has no user id'
@@ -244,7 +271,9 @@ AS $$
                     THEN format('plan %L''s validity_days (%s) put its expiry out of range',
                                 left(p.plan_id, 100), p.validity_days)
                 END AS failure) fault
-     WHERE s.status = ANY (eligible_statuses)
+     WHERE (after_key IS NULL OR s.id > after_key)
+       AND (last_key IS NULL OR s.id <= last_key)
+       AND s.status = ANY (eligible_statuses)
        AND (s.started_at AT TIME ZONE 'UTC')::date <= due.due_day
        AND due.due_day <= run_date
        AND (period.period_start = own.own_start OR due.due_day >= catch_up_from)

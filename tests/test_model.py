@@ -67,7 +67,8 @@ class CreditsMachine(RuleBasedStateMachine):
         self.pool, self.settings, self.client, self.sql = pool, service_settings, client, sql_run
         self.sql(
             "TRUNCATE credits.transactions, credits.batches, credits.balances, credits.job_runs, "
-            "credits.job_progress, credits.subscriptions, credits.plans RESTART IDENTITY"
+            "credits.job_progress, credits.subscription_grants, credits.subscriptions, "
+            "credits.plans RESTART IDENTITY"
         )
         self.model = Credits(
             eligible_statuses=tuple(service_settings.eligible_statuses),
