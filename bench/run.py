@@ -643,7 +643,7 @@ def main(server_url, subscriptions, loop_sample, budget, write_path, growth_only
                 ("grant, first run", granted, 3.0),
                 ("expire N batches", expired, 3.0),
                 ("grant again, nothing to do", again, 0.5),
-                ("steady-state day", steady_day, 0.5),
+                ("steady-state day", steady_day, 0.3),
             ]:
                 ratio = measured[how][0] / floor_seconds
                 targets.append(
