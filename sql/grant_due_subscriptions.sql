@@ -21,6 +21,9 @@ granted AS (
            monthly_credits, monthly_credits, expires_at
       FROM due
      WHERE NOT recorded AND failure IS NULL
+     -- In subscription order: batch ids follow it, and two statements racing outside the
+     -- job's lock meet on the reference index in the same order.
+     ORDER BY subscription_id, grant_period
     ON CONFLICT ON CONSTRAINT batches_reference_id_key DO NOTHING
     RETURNING id, user_id, amount, reference_id
 ),

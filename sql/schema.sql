@@ -208,7 +208,7 @@ DROP FUNCTION IF EXISTS credits.due_grants(date, text[], date);
 -- period to the id), its plan is missing, or its expiry is past the last day a timestamptz
 -- holds.
 -- Only subscriptions with ids after after_key up to last_key are looked at (NULL: no bound),
--- and only their records: a chunk's join of the two stays a chunk's, whatever the statistics.
+-- and only their records, so the join of the two is a chunk's.
 CREATE OR REPLACE FUNCTION credits.due_grants(
     run_date date, eligible_statuses text[], catch_up_from date, after_key text, last_key text
 )
@@ -240,7 +240,19 @@ AS $$
            recorded.recorded
                OR EXISTS (SELECT 1 FROM credits.batches b WHERE b.reference_id = ref.reference_id),
            fault.failure
-      FROM credits.subscriptions s
+      -- The chunk's subscriptions and their records, matched by one hash or merge of the two
+      -- ranges (a full join has no per-row probe plan), whatever the statistics say.
+      FROM (SELECT s.*, r.period_start AS recorded_start
+              FROM (SELECT *
+                      FROM credits.subscriptions
+                     WHERE (after_key IS NULL OR id > after_key)
+                       AND (last_key IS NULL OR id <= last_key)) s
+              FULL JOIN (SELECT *
+                           FROM credits.subscription_grants
+                          WHERE (after_key IS NULL OR subscription_id > after_key)
+                            AND (last_key IS NULL OR subscription_id <= last_key)) r
+                ON r.subscription_id = s.id
+            OFFSET 0) s
      CROSS JOIN (SELECT date_trunc('month', run_date::timestamp)::date AS own_start) own
      -- run_date's month, and the month before it when the catch-up reaches into it
      -- (CREDITS_CATCH_UP_DAYS is at most 28, so it never reaches further).
@@ -253,12 +265,7 @@ AS $$
      CROSS JOIN LATERAL (SELECT 'subscription:' || s.id || ':' || period.grant_period
                                 AS reference_id) ref
       LEFT JOIN credits.plans p ON p.plan_id = s.plan_id
-      LEFT JOIN (SELECT *
-                   FROM credits.subscription_grants
-                  WHERE (after_key IS NULL OR subscription_id > after_key)
-                    AND (last_key IS NULL OR subscription_id <= last_key)) r
-             ON r.subscription_id = s.id
-     CROSS JOIN LATERAL (SELECT coalesce(r.period_start = period.period_start, false)
+     CROSS JOIN LATERAL (SELECT coalesce(s.recorded_start = period.period_start, false)
                                 AS recorded) recorded
      CROSS JOIN LATERAL (
          SELECT CASE
@@ -266,13 +273,12 @@ AS $$
                 WHEN octet_length(s.id) > 1000 OR octet_length(s.user_id) > 1000
                     THEN 'its id or user id is longer than 1000 bytes'
                 WHEN p.plan_id IS NULL
-                    THEN format('plan %L does not exist', left(s.plan_id, 100))
+                    THEN 'plan ' || quote_nullable(left(s.plan_id, 100)) || ' does not exist'
                 WHEN p.validity_days > date '294276-12-31' - due.due_day
-                    THEN format('plan %L''s validity_days (%s) put its expiry out of range',
-                                left(p.plan_id, 100), p.validity_days)
+                    THEN 'plan ' || quote_literal(left(p.plan_id, 100)) || ' has validity_days '
+                         || p.validity_days || ', which puts the expiry out of range'
                 END AS failure) fault
-     WHERE (after_key IS NULL OR s.id > after_key)
-       AND (last_key IS NULL OR s.id <= last_key)
+     WHERE s.id IS NOT NULL
        AND s.status = ANY (eligible_statuses)
        AND (s.started_at AT TIME ZONE 'UTC')::date <= due.due_day
        AND due.due_day <= run_date

@@ -483,8 +483,8 @@ def test_a_plan_whose_expiry_is_out_of_range_fails_its_subscriptions_only(
     assert grant(client, auth, "2026-03-15")["results"] == expected
     assert [b["user_id"] for b in batches(sql_run)] == ["alice", "carol"]
     assert (
-        "1 subscription(s) cannot be granted: plan 'endless''s validity_days (2147483647) put "
-        "its expiry out of range (e.g. subscription 's2')" in caplog.text
+        "1 subscription(s) cannot be granted: plan 'endless' has validity_days 2147483647, "
+        "which puts the expiry out of range (e.g. subscription 's2')" in caplog.text
     )
 
 
@@ -511,3 +511,22 @@ def test_an_id_too_long_for_the_indexes_fails_that_subscription_only(
     ]
     assert "its id or user id is longer than 1000 bytes" in caplog.text
     assert long_id not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "column, reason", [("user_id", "it has no user id"), ("plan_id", "plan NULL does not exist")]
+)
+def test_a_subscription_missing_a_value_fails_alone(
+    client, auth, sql_run, add_plan, subscribe, caplog, column, reason
+):
+    # A host's view may hand over NULLs its table would refuse.
+    sql_run(f"ALTER TABLE credits.subscriptions ALTER {column} DROP NOT NULL")
+    add_plan("pro", 100, 30)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    subscribe("s2", "bob", "pro", "2026-01-10")
+    sql_run(f"UPDATE credits.subscriptions SET {column} = NULL WHERE id = 's2'")
+    expected = {"processed": 2, "successful": 1, "skipped": 0, "failed": 1}
+    assert grant(client, auth, "2026-03-15", dryRun="true")["results"] == expected
+    assert grant(client, auth, "2026-03-15")["results"] == expected
+    assert [b["user_id"] for b in batches(sql_run)] == ["alice"]
+    assert f"cannot be granted: {reason} (e.g. subscription 's2')" in caplog.text
