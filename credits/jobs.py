@@ -47,6 +47,7 @@ class Job:
     next_chunk: str  # the statement answering the next chunk's last key and size
     count_keys: str  # the statement counting the keys a stripe has left
     key_at: str  # the statement answering the key at a position, where stripes split
+    catches_up: bool = False  # a new pass looks back past the last completed one
 
     def zero(self):
         return dict.fromkeys(self.counts, 0)
@@ -58,6 +59,7 @@ GRANT = Job(
     "next_subscription_chunk",
     "count_pass_subscriptions",
     "subscription_at",
+    catches_up=True,
 )
 EXPIRE = Job(
     "expire",
@@ -127,8 +129,10 @@ def parse_budget(text, settings):
 
 
 def grant(pool, settings, run_date, job_id=None, dry_run=False, budget=None, progress=None):
-    """Grant every subscription due for the month of run_date its credits, once.
+    """Grant every subscription due by run_date its credits, once per month.
 
+    A pass covers run_date's month up to run_date and, across the month's end, every due day
+    after the last completed pass within the catch-up window (CREDITS_CATCH_UP_DAYS).
     With a budget (seconds) the run stops starting chunks once it is spent and says so;
     without one it finishes the pass. progress(run_date, done, total) is told of each chunk.
     """
@@ -144,8 +148,11 @@ def grant(pool, settings, run_date, job_id=None, dry_run=False, budget=None, pro
 
     if dry_run:
         started = time.monotonic()
-        with connection(pool) as conn:
-            results = conn.execute(queries["count_due_subscriptions"], params).fetchone()
+        with connection(pool) as conn, conn.transaction():
+            catch_up_from = _catch_up_from(conn, settings, run_date)
+            results = conn.execute(
+                queries["count_due_subscriptions"], {**params, "catch_up_from": catch_up_from}
+            ).fetchone()
         run = JobRun(job_id, _elapsed_ms(started), results, run_date, dry_run=True)
     else:
 
@@ -154,14 +161,13 @@ def grant(pool, settings, run_date, job_id=None, dry_run=False, budget=None, pro
                 queries["grant_due_subscriptions"],
                 {**params, **chunk, "run_date": pass_date, "job_id": job_id},
             ).fetchone()
-            for missing in row.pop("missing_plans"):
+            for failure in row.pop("failures"):
                 logger.warning(
-                    "%s %d subscription(s) cannot be granted: plan %r does not exist "
-                    "(e.g. subscription %r)",
+                    "%s %d subscription(s) cannot be granted: %s (e.g. subscription %r)",
                     label,
-                    missing["subscriptions"],
-                    missing["plan_id"],
-                    missing["example"],
+                    failure["subscriptions"],
+                    failure["reason"],
+                    failure["example"],
                 )
             return row
 
@@ -375,6 +381,7 @@ def _pass_stripes(conn, settings, job, run_date, cutoff, clock):
         stripes = conn.execute(queries["find_job_pass"], pass_keys).fetchall()
         if stripes and not all(stripe["complete"] for stripe in stripes):
             return stripes
+        catch_up_from = _catch_up_from(conn, settings, run_date) if job.catches_up else None
         everything = {"after_key": None, "upper_key": None}
         keys = conn.execute(queries[job.count_keys], everything).fetchone()["keys"]
         # No stripe smaller than a chunk: a small pass is one stripe.
@@ -389,6 +396,7 @@ def _pass_stripes(conn, settings, job, run_date, cutoff, clock):
             {
                 **pass_keys,
                 "cutoff": cutoff,
+                "catch_up_from": catch_up_from,
                 "after_keys": [None, *bounds],
                 "upper_keys": [*bounds, None],
                 "totals": Jsonb(job.zero()),
@@ -396,9 +404,17 @@ def _pass_stripes(conn, settings, job, run_date, cutoff, clock):
         ).fetchall()
 
 
+def _catch_up_from(conn, settings, run_date):
+    """The first due day before run_date's month that a new grant pass covers, or None."""
+    return conn.execute(
+        queries["find_catch_up_start"],
+        {"run_date": run_date, "catch_up_days": settings.catch_up_days},
+    ).fetchone()["catch_up_from"]
+
+
 def _work_stripe(pool, settings, job, run_date, stripe, work, tally, clock):
     """Do a stripe's chunks on a connection of its own until it is done or time is up."""
-    keys = {key: stripe[key] for key in ("after_key", "upper_key", "cutoff")}
+    keys = {key: stripe[key] for key in ("after_key", "upper_key", "cutoff", "catch_up_from")}
     totals = stripe["totals"]
     try:
         with connection(pool) as conn:
