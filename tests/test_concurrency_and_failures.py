@@ -74,6 +74,7 @@ def test_uniqueness_alone_stops_a_double_grant_without_the_job_lock(
     params = {
         "run_date": jobs.parse_run_date("2026-03-15"),
         "eligible_statuses": ["active"],
+        "catch_up_from": None,
         "job_id": uuid.uuid4(),
         "after_key": None,
         "last_key": sql_run("SELECT max(id) AS id FROM credits.subscriptions")[0]["id"],
@@ -300,6 +301,7 @@ def test_schema_applies_again_and_from_several_workers_at_once(server_url):
             "job_progress",
             "job_runs",
             "plans",
+            "subscription_grants",
             "subscriptions",
             "transactions",
         ]
@@ -344,7 +346,14 @@ def alice_expired(pool, settings, add_plan, subscribe):
 def test_schema_applies_while_the_tables_are_in_use(database_url):
     """A worker starting (it applies the schema) during a run waits on no lock a run holds."""
     with psycopg.connect(database_url) as busy:
-        for table in ("batches", "transactions", "balances", "job_runs", "job_progress"):
+        for table in (
+            "batches",
+            "transactions",
+            "balances",
+            "job_runs",
+            "job_progress",
+            "subscription_grants",
+        ):
             busy.execute(f"LOCK TABLE credits.{table} IN ROW EXCLUSIVE MODE")
         with psycopg.connect(database_url) as starting:
             starting.execute("SET lock_timeout = '2s'")

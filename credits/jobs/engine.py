@@ -37,6 +37,7 @@ class Stripe:
 
     number: int
     cutoff: datetime
+    catch_up_from: date | None  # grant's: the pass's first due day before its month, if any
     after_key: str | None  # the last key done; None: none yet
     upper_key: str | None  # the stripe's last key; None: to the end
     totals: dict
@@ -258,6 +259,7 @@ class Pass:
             stripes = self._find(conn)
             if stripes and not _complete(stripes):
                 return stripes
+            catch_up_from = job.catch_up_from(conn, self.run_date)
             everything = {"after_key": None, "upper_key": None}
             keys = conn.execute(queries[job.count_keys], everything).fetchone()["keys"]
             # No stripe smaller than a chunk: a small pass is one stripe.
@@ -275,6 +277,7 @@ class Pass:
                 {
                     **self.where,
                     "cutoff": self.run.cutoff,
+                    "catch_up_from": catch_up_from,
                     "after_keys": [None, *bounds],
                     "upper_keys": [*bounds, None],
                     "totals": Jsonb(job.zero()),
@@ -339,7 +342,13 @@ class StripeWork:
             if chunk.keys:
                 counts = job.work_chunk(
                     conn,
-                    Chunk(self.pass_.run_date, self.stripe.cutoff, self.after_key, chunk.last_key),
+                    Chunk(
+                        self.pass_.run_date,
+                        self.stripe.cutoff,
+                        self.stripe.catch_up_from,
+                        self.after_key,
+                        chunk.last_key,
+                    ),
                 )
             totals = {name: self.totals[name] + counts[name] for name in job.counts}
             conn.execute(

@@ -22,20 +22,27 @@ class Grant(Job):
     def __init__(self, job_id, settings):
         super().__init__(job_id)
         self.eligible_statuses = list(settings.eligible_statuses)
+        self.catch_up_days = settings.catch_up_days
+
+    def catch_up_from(self, conn, run_date):
+        """The first due day before run_date's month that a new grant pass covers, or None."""
+        return conn.execute(
+            queries["find_catch_up_start"],
+            {"run_date": run_date, "catch_up_days": self.catch_up_days},
+        ).fetchone()["catch_up_from"]
 
     def work_chunk(self, conn, chunk):
-        """Grant the chunk's due subscriptions; a plan that does not exist is logged."""
+        """Grant the chunk's due subscriptions; those that cannot be granted are logged."""
         row = conn.execute(
             queries["grant_due_subscriptions"],
             {**asdict(chunk), "eligible_statuses": self.eligible_statuses, "job_id": self.job_id},
         ).fetchone()
-        for missing in row.pop("missing_plans"):
+        for failure in row.pop("failures"):
             self.log.warning(
-                "%d subscription(s) cannot be granted: plan %r does not exist "
-                "(e.g. subscription %r)",
-                missing["subscriptions"],
-                missing["plan_id"],
-                missing["example"],
+                "%d subscription(s) cannot be granted: %s (e.g. subscription %r)",
+                failure["subscriptions"],
+                failure["reason"],
+                failure["example"],
             )
         return row
 
@@ -43,7 +50,8 @@ class Grant(Job):
         """What a grant for run_date would do, written nowhere (the dry run)."""
         clock = Budget(None)
         params = {"run_date": run_date, "eligible_statuses": self.eligible_statuses}
-        with connection(pool) as conn:
+        with connection(pool) as conn, conn.transaction():
+            params["catch_up_from"] = self.catch_up_from(conn, run_date)
             results = conn.execute(queries["count_due_subscriptions"], params).fetchone()
         return JobRun(self.job_id, clock.elapsed_ms(), results, run_date, dry_run=True)
 
@@ -56,7 +64,10 @@ class GrantOptions(RunOptions):
 
 
 def grant(pool, settings, run_date, **options):
-    """Grant every subscription due for the month of run_date its credits, once.
+    """Grant every subscription due by run_date its credits, once per month.
+
+    A pass covers run_date's month up to run_date and, across the month's end, every due day
+    after the last completed pass within the catch-up window (CREDITS_CATCH_UP_DAYS).
 
     Options: job_id, dry_run, budget (seconds) and progress. With a budget the run stops
     starting chunks once it is spent and says so; without one it finishes the pass.

@@ -23,6 +23,7 @@ class Chunk:
 
     run_date: date
     cutoff: datetime
+    catch_up_from: date | None  # grant's: the pass's first due day before its month, if any
     after_key: str | None
     last_key: str
 
@@ -49,6 +50,10 @@ class Job:
     def zero(cls):
         """Every count at 0."""
         return dict.fromkeys(cls.counts, 0)
+
+    def catch_up_from(self, conn, run_date):
+        """The first due day before run_date's month that a new pass covers; None: none."""
+        return None
 
     def work_chunk(self, conn, chunk):
         """Do the job for one chunk in the caller's transaction; answers its counts."""
