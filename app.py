@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 
 import credits
 from credits import config, db, jobs, monitor, signatures
+from credits.web import params
 
 logger = logging.getLogger("credits")
 
@@ -60,17 +61,17 @@ def create_app(test_config=None):
         run = jobs.grant(
             pool,
             settings,
-            run_date=jobs.parse_run_date(args.get("date")),
+            run_date=params.parse_run_date(args.get("date")),
             job_id=g.job_id,
             dry_run=_flag(args, "dryRun"),
-            budget=jobs.parse_budget(args.get("budget"), settings),
+            budget=params.parse_budget(args.get("budget"), settings),
         )
         return jsonify(run.response())
 
     @app.route("/api/jobs/credits/expire", methods=["GET", "POST"])
     def expire():
         args = _job_args({"budget"})
-        budget = jobs.parse_budget(args.get("budget"), settings)
+        budget = params.parse_budget(args.get("budget"), settings)
         return jsonify(jobs.expire(pool, settings, job_id=g.job_id, budget=budget).response())
 
     @app.route("/api/jobs/credits/status")
@@ -84,7 +85,7 @@ def create_app(test_config=None):
         body, healthy = monitor.health(pool)
         return jsonify(body), 200 if healthy else 503
 
-    @app.errorhandler(jobs.InvalidParameter)
+    @app.errorhandler(params.InvalidParameter)
     def invalid_parameter(exc):
         return jsonify(success=False, error=str(exc)), 400
 
@@ -162,13 +163,13 @@ def _job_args(allowed):
     """The query parameters, refusing any the route does not take (a typo must not run a job)."""
     unknown = sorted(set(request.args) - allowed)
     if unknown:
-        raise jobs.InvalidParameter(
+        raise params.InvalidParameter(
             f"unknown parameter(s) {', '.join(unknown)}; this route takes "
             f"{', '.join(sorted(allowed)) or 'none'}"
         )
     repeated = sorted(name for name in request.args if len(request.args.getlist(name)) > 1)
     if repeated:
-        raise jobs.InvalidParameter(f"parameter(s) given more than once: {', '.join(repeated)}")
+        raise params.InvalidParameter(f"parameter(s) given more than once: {', '.join(repeated)}")
     return request.args
 
 
@@ -176,5 +177,5 @@ def _flag(args, name):
     """A true/false query parameter; absent means false."""
     value = args.get(name, "false")
     if value not in ("true", "false"):
-        raise jobs.InvalidParameter(f"{name} must be true or false, got {value!r}")
+        raise params.InvalidParameter(f"{name} must be true or false, got {value!r}")
     return value == "true"
