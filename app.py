@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 
 import credits
 from credits import config, db, jobs, monitor, signatures
-from credits.web import params
+from credits.web import bodies, params
 
 logger = logging.getLogger("credits")
 
@@ -66,13 +66,13 @@ def create_app(test_config=None):
             dry_run=_flag(args, "dryRun"),
             budget=params.parse_budget(args.get("budget"), settings),
         )
-        return jsonify(run.response())
+        return jsonify(bodies.run_body(run))
 
     @app.route("/api/jobs/credits/expire", methods=["GET", "POST"])
     def expire():
         args = _job_args({"budget"})
         budget = params.parse_budget(args.get("budget"), settings)
-        return jsonify(jobs.expire(pool, settings, job_id=g.job_id, budget=budget).response())
+        return jsonify(bodies.run_body(jobs.expire(pool, settings, job_id=g.job_id, budget=budget)))
 
     @app.route("/api/jobs/credits/status")
     def status():

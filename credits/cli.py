@@ -12,7 +12,7 @@ from dotenv import load_dotenv
 
 import credits
 from credits import config, db, jobs, ledger, monitor, plans
-from credits.web import params
+from credits.web import bodies, params
 
 # The largest amount of credits the ledger stores (a PostgreSQL integer); more is a usage error.
 MAX_CREDITS = 2**31 - 1
@@ -119,7 +119,7 @@ def grant(obj, run_date, dry_run):
             dry_run=dry_run,
             progress=progress,
         )
-    click.echo(json.dumps(run.response()))
+    click.echo(json.dumps(bodies.run_body(run)))
 
 
 @cli.command()
@@ -132,7 +132,7 @@ def expire(obj):
     """
     with ProgressBar("Expiring") as progress:
         run = jobs.expire(obj.pool, obj.settings, progress=progress)
-    click.echo(json.dumps(run.response()))
+    click.echo(json.dumps(bodies.run_body(run)))
 
 
 class ProgressBar:

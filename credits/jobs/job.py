@@ -101,21 +101,6 @@ class JobRun:
     complete: bool = True
     totals: dict | None = None
 
-    def response(self):
-        """The JSON body the cron platform gets, in the documented shape."""
-        body = {"success": True}
-        if self.dry_run:
-            body["dryRun"] = True
-        body["jobId"] = str(self.job_id)
-        if self.run_date is not None:
-            body["date"] = self.run_date.isoformat()
-        body["duration"] = self.duration_ms
-        body["results"] = self.results
-        body["complete"] = self.complete
-        if self.totals is not None:
-            body["totals"] = self.totals
-        return body
-
 
 @dataclass(frozen=True)
 class RunOptions:
