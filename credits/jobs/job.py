@@ -1,4 +1,4 @@
-"""What the engine asks of a job, and what a run answers.
+"""What the engine asks of a job, and what a run did.
 
 A job (grant, expire) names its counts and the statements that walk its keys, and works one
 chunk at a time; the engine (engine.py) does the rest.
