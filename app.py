@@ -1,20 +1,15 @@
-"""The front door: the app factory, the bearer check, the job routes and the health checks."""
+"""The front door: the app factory, which reads the settings, opens the pool, adds the routes."""
 
-import json
 import logging
 import os
-import uuid
 
-from flask import Flask, g, jsonify, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from flask import Flask
 
 import credits
-from credits import config, db, jobs, monitor
-from credits.web import auth, bodies, params
+from credits import config, db
+from credits.web import auth, routes
 
 logger = logging.getLogger("credits")
-
-JOB_ROUTES = "/api/jobs/"
 
 
 def create_app(test_config=None):
@@ -35,100 +30,6 @@ def create_app(test_config=None):
     app = Flask(__name__)
     app.json.sort_keys = False  # keep the documented order of the response fields
     app.config["MAX_CONTENT_LENGTH"] = auth.MAX_BODY_BYTES  # a chunked body too, as it is read
-    app.extensions["credits"] = {"settings": settings, "pool": pool}
-
-    @app.before_request
-    def require_cron_secret():
-        if (request.content_length or 0) > auth.MAX_BODY_BYTES:
-            raise RequestEntityTooLarge()  # refused on its length, before a byte is read
-        if request.path.startswith(JOB_ROUTES):
-            if request.method == "HEAD" and request.url_rule is not None:
-                # Flask answers HEAD on GET routes by running them: a HEAD must run no job.
-                allowed = request.url_rule.methods - {"HEAD", "OPTIONS"}
-                raise MethodNotAllowed(valid_methods=sorted(allowed))
-            if not (auth.authorized(secrets) or auth.signed_by_qstash(settings)):
-                return jsonify(error="Unauthorized"), 401
-        g.job_id = uuid.uuid4()
-
-    @app.route("/api/jobs/credits/grant", methods=["GET", "POST"])
-    def grant():
-        args = _job_args({"date", "dryRun", "budget"})
-        run = jobs.grant(
-            pool,
-            settings,
-            run_date=params.parse_run_date(args.get("date")),
-            job_id=g.job_id,
-            dry_run=_flag(args, "dryRun"),
-            budget=params.parse_budget(args.get("budget"), settings),
-        )
-        return jsonify(bodies.run_body(run))
-
-    @app.route("/api/jobs/credits/expire", methods=["GET", "POST"])
-    def expire():
-        args = _job_args({"budget"})
-        budget = params.parse_budget(args.get("budget"), settings)
-        return jsonify(bodies.run_body(jobs.expire(pool, settings, job_id=g.job_id, budget=budget)))
-
-    @app.route("/api/jobs/credits/status")
-    def status():
-        _job_args(set())
-        body, healthy = monitor.job_status(pool, settings)
-        return jsonify(body), 200 if healthy else 503
-
-    @app.route("/healthz")
-    def healthz():
-        body, healthy = monitor.health(pool)
-        return jsonify(body), 200 if healthy else 503
-
-    @app.errorhandler(params.InvalidParameter)
-    def invalid_parameter(exc):
-        return jsonify(success=False, error=str(exc)), 400
-
-    @app.errorhandler(jobs.JobAlreadyRunning)
-    def job_already_running(exc):
-        return jsonify(success=False, jobId=str(g.job_id), error=str(exc)), 409
-
-    @app.errorhandler(db.DatabaseUnavailable)
-    def database_unavailable(exc):
-        return jsonify(success=False, jobId=str(g.job_id), error="database unavailable"), 503
-
-    @app.errorhandler(db.SchemaMissing)
-    def schema_missing(exc):
-        logger.error("%s", exc)  # answered as an outage: it ends when the owner applies it
-        return jsonify(success=False, jobId=str(g.job_id), error="database unavailable"), 503
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc):
-        response = exc.get_response()  # keeps headers such as Allow on a 405
-        response.data = json.dumps({"error": exc.name})
-        response.content_type = "application/json"
-        return response
-
-    @app.errorhandler(Exception)
-    def internal_error(exc):
-        logger.exception("Unhandled error on %s %s", request.method, request.path)
-        return jsonify(success=False, jobId=str(g.get("job_id", "")), error="internal error"), 500
-
+    app.extensions["credits"] = {"settings": settings, "pool": pool, "secrets": secrets}
+    app.register_blueprint(routes.blueprint)
     return app
-
-
-def _job_args(allowed):
-    """The query parameters, refusing any the route does not take (a typo must not run a job)."""
-    unknown = sorted(set(request.args) - allowed)
-    if unknown:
-        raise params.InvalidParameter(
-            f"unknown parameter(s) {', '.join(unknown)}; this route takes "
-            f"{', '.join(sorted(allowed)) or 'none'}"
-        )
-    repeated = sorted(name for name in request.args if len(request.args.getlist(name)) > 1)
-    if repeated:
-        raise params.InvalidParameter(f"parameter(s) given more than once: {', '.join(repeated)}")
-    return request.args
-
-
-def _flag(args, name):
-    """A true/false query parameter; absent means false."""
-    value = args.get(name, "false")
-    if value not in ("true", "false"):
-        raise params.InvalidParameter(f"{name} must be true or false, got {value!r}")
-    return value == "true"
