@@ -1,6 +1,5 @@
 """The front door: the app factory, which reads the settings, opens the pool, adds the routes."""
 
-import logging
 import os
 
 from flask import Flask
@@ -9,22 +8,12 @@ import credits
 from credits import config, db
 from credits.web import auth, routes
 
-logger = logging.getLogger("credits")
-
 
 def create_app(test_config=None):
     """Create the service: settings from the environment, then test overrides."""
     settings = config.Settings.from_mapping({**os.environ, **(test_config or {})})
     credits.configure_logging(settings.log_format)
     secrets = config.cron_secrets(settings)  # before anything else: no secret, no service
-    if settings.embedded and settings.cron_secret is None:
-        logger.info(
-            "No CRON_SECRET set: using the local secret in %s. Try:\n"
-            '  curl -H "Authorization: Bearer $(cat %s)" '
-            "http://127.0.0.1:8000/api/jobs/credits/grant",
-            settings.local_secret_file,
-            settings.local_secret_file,
-        )
     pool = db.open_pool(settings)  # never waits for the database: a 503 until it answers
 
     app = Flask(__name__)
