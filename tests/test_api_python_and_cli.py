@@ -2,12 +2,13 @@
 exit status 0 when done or replayed, 1 when refused, 2 for bad input."""
 
 import json
+import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from credits import ledger
+from credits import jobs, ledger
 
 EXAMPLE_PLANS = Path(__file__).resolve().parent.parent / "plans.example.toml"
 MARCH_20 = datetime(2026, 3, 20, tzinfo=timezone.utc)
@@ -174,13 +175,18 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(
     assert sql_run("SELECT * FROM credits.transactions ORDER BY id") == before
 
 
-def test_a_long_consume_reference_is_a_clear_error_not_a_traceback(run_cli, pool, sql_run):
-    sql_run("SELECT credits.grant_credits('alice', 10, 'bonus', 'b-1')")
-    result = run_cli("consume", "alice", "1", "--reference", "r" * 3000)
+def test_a_long_consume_reference_is_a_clear_error_not_a_traceback(
+    run_cli, pool, settings, sql_run, add_plan, subscribe
+):
+    add_plan("pro", 10, None)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+    reference = secrets.token_hex(1500)  # 3,000 characters that do not compress
+    result = run_cli("consume", "alice", "1", "--reference", reference)
     assert result.exit_code == 2
     assert result.output == "Error: reference_id must be at most 200 characters, got 3000\n"
     with pytest.raises(ledger.InvalidArgument, match="at most 200 characters"):
-        ledger.consume(pool, "alice", 1, "r" * 3000)
+        ledger.consume(pool, "alice", 1, reference)
     assert sql_run("SELECT balance FROM credits.balances") == [{"balance": 10}]
 
 
