@@ -324,11 +324,12 @@ AS $$
     SELECT 'subscription:' || subscription_id || ':' || to_char(period_start, 'YYYY-MM')
 $$;
 
--- Argument checks: each raises a clear error naming the argument, or answers the value.
+-- Argument checks: each raises a clear error naming the argument, or answers the value. They
+-- run inside the functions below, under their fixed search_path (no SET of their own: a SET
+-- on every call costs as much as a check).
 CREATE OR REPLACE FUNCTION credits.checked_text(value text, name text, max_length integer)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF value IS NULL THEN
@@ -348,7 +349,6 @@ $$;
 CREATE OR REPLACE FUNCTION credits.checked_count(value bigint, name text)
 RETURNS integer
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF value IS NULL THEN
@@ -368,7 +368,6 @@ $$;
 CREATE OR REPLACE FUNCTION credits.checked_grant_reference(value text)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF credits.checked_text(value, 'reference_id', 200) ~ '^(subscription|registration|expire):' THEN
@@ -385,7 +384,6 @@ CREATE OR REPLACE FUNCTION credits.checked_expiry(
 )
 RETURNS timestamptz
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF validity_days IS NOT NULL AND expires_at IS NOT NULL THEN
@@ -416,7 +414,6 @@ $$;
 CREATE OR REPLACE FUNCTION credits.checked_metadata(value jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF value IS NOT NULL AND jsonb_typeof(value) <> 'object' THEN
@@ -440,7 +437,6 @@ CREATE OR REPLACE FUNCTION credits.grant_batch(
 )
 RETURNS jsonb
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_balance bigint;
@@ -497,7 +493,6 @@ $$;
 CREATE OR REPLACE FUNCTION credits.grant_answer(batch credits.batches, balance bigint, replayed boolean)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT jsonb_build_object(
         'user_id', batch.user_id, 'reference_id', batch.reference_id, 'batch_id', batch.id,
@@ -561,7 +556,6 @@ $$;
 CREATE OR REPLACE FUNCTION credits.known_package(package_id text)
 RETURNS credits.packages
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_package credits.packages;
@@ -637,13 +631,12 @@ DECLARE
     v_amount bigint := amount;
     v_cost integer;
     v_balance bigint;
-    v_available bigint;
-    v_draws jsonb;
-    v_earlier record;
+    v_earlier bigint;
+    v_spent record;
 BEGIN
-    PERFORM credits.checked_text(user_id, 'user_id', 200);
-    PERFORM credits.checked_text(reference_id, 'reference_id', 200);
-    PERFORM credits.checked_metadata(metadata);
+    PERFORM credits.checked_text(user_id, 'user_id', 200),
+            credits.checked_text(reference_id, 'reference_id', 200),
+            credits.checked_metadata(metadata);
     IF service IS NOT NULL THEN
         SELECT s.cost INTO v_cost FROM credits.services s
          WHERE s.service = credits.checked_text(spend_at.service, 'service', 200);
@@ -657,50 +650,35 @@ BEGIN
     SELECT b.balance INTO v_balance
       FROM credits.balances b WHERE b.user_id = spend_at.user_id FOR UPDATE;
 
-    SELECT -sum(t.amount) AS amount, bool_or(r.reversed) AS reversed,
-           jsonb_agg(jsonb_build_object('batch_id', t.batch_id, 'amount', -t.amount)
-                     ORDER BY t.id) AS draws
-      INTO v_earlier
+    SELECT -sum(t.amount) INTO v_earlier
       FROM credits.transactions t
-      CROSS JOIN LATERAL (SELECT EXISTS (
-              SELECT 1 FROM credits.transactions r
-               WHERE r.user_id = t.user_id AND r.reference_id = t.reference_id
-                 AND r.type = 'reverse')) r(reversed)
      WHERE t.user_id = spend_at.user_id AND t.type = 'consume'
        AND t.reference_id = spend_at.reference_id;
-    IF v_earlier.amount IS NOT NULL THEN
-        IF v_earlier.amount <> v_amount THEN
+    IF v_earlier IS NOT NULL THEN
+        IF v_earlier <> v_amount THEN
             RAISE EXCEPTION 'reference_id % already spent % credits of user %, not %',
-                quote_literal(reference_id), v_earlier.amount, quote_literal(user_id), v_amount
+                quote_literal(reference_id), v_earlier, quote_literal(user_id), v_amount
                 USING ERRCODE = 'CR002';
         END IF;
-        RETURN jsonb_build_object(
-            'user_id', user_id, 'reference_id', reference_id, 'amount', v_amount,
-            'service', service, 'balance', v_balance, 'draws', v_earlier.draws,
-            'replayed', true, 'reversed', v_earlier.reversed);
+        RETURN credits.spend_replay(user_id, reference_id, v_amount, service, v_balance);
     END IF;
 
-    SELECT coalesce(sum(b.remaining), 0) INTO v_available
-      FROM credits.batches b
-     WHERE b.user_id = spend_at.user_id AND b.status = 'active'
-       AND (b.expires_at IS NULL OR b.expires_at > at);
-    IF v_available < v_amount THEN
-        RAISE EXCEPTION 'user % has % spendable credits, % asked for',
-            quote_literal(user_id), v_available, v_amount USING ERRCODE = 'CR001';
-    END IF;
-
+    -- One statement: draw the batches, write the ledger, lower the balance; or, when the
+    -- spendable credits are short, nothing (available says how many there were).
     WITH spendable AS (
         SELECT b.id, b.remaining, b.expires_at,
                sum(b.remaining) OVER (ORDER BY b.expires_at ASC NULLS LAST, b.id)
-                   - b.remaining AS drawn_before
+                   - b.remaining AS drawn_before,
+               sum(b.remaining) OVER () AS available
           FROM credits.batches b
          WHERE b.user_id = spend_at.user_id AND b.status = 'active'
            AND (b.expires_at IS NULL OR b.expires_at > at)
     ),
     draws AS (
-        SELECT s.id, s.expires_at, s.drawn_before, least(s.remaining, v_amount - s.drawn_before) AS drawn
+        SELECT s.id, s.expires_at, s.drawn_before,
+               least(s.remaining, v_amount - s.drawn_before) AS drawn
           FROM spendable s
-         WHERE s.drawn_before < v_amount
+         WHERE s.drawn_before < v_amount AND s.available >= v_amount
     ),
     drawn AS (
         UPDATE credits.batches b
@@ -717,20 +695,50 @@ BEGIN
                v_balance - d.drawn_before - d.drawn, spend_at.service, spend_at.metadata
           FROM drawn d
          ORDER BY d.drawn_before
+    ),
+    lowered AS (
+        UPDATE credits.balances b SET balance = b.balance - v_amount, updated_at = now()
+         WHERE b.user_id = spend_at.user_id
+           AND EXISTS (SELECT 1 FROM drawn)
+        RETURNING b.balance
     )
-    SELECT jsonb_agg(jsonb_build_object('batch_id', d.id, 'amount', d.drawn,
-                                        'expires_at', d.expires_at) ORDER BY d.drawn_before)
-      INTO v_draws
-      FROM drawn d;
-
-    UPDATE credits.balances b SET balance = b.balance - v_amount, updated_at = now()
-     WHERE b.user_id = spend_at.user_id
-    RETURNING b.balance INTO v_balance;
+    SELECT coalesce((SELECT max(s.available) FROM spendable s), 0) AS available,
+           (SELECT l.balance FROM lowered l) AS balance,
+           (SELECT jsonb_agg(jsonb_build_object('batch_id', d.id, 'amount', d.drawn,
+                                                'expires_at', d.expires_at)
+                             ORDER BY d.drawn_before)
+              FROM drawn d) AS draws
+      INTO v_spent;
+    IF v_spent.balance IS NULL THEN
+        RAISE EXCEPTION 'user % has % spendable credits, % asked for',
+            quote_literal(user_id), v_spent.available, v_amount USING ERRCODE = 'CR001';
+    END IF;
     RETURN jsonb_build_object(
         'user_id', user_id, 'reference_id', reference_id, 'amount', v_amount,
-        'service', service, 'balance', v_balance, 'draws', v_draws,
+        'service', service, 'balance', v_spent.balance, 'draws', v_spent.draws,
         'replayed', false, 'reversed', false);
 END
+$$;
+
+-- A replayed spend's answer: what it drew, and whether it was reversed since.
+CREATE OR REPLACE FUNCTION credits.spend_replay(
+    user_id text, reference_id text, amount bigint, service text, balance bigint
+)
+RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT jsonb_build_object(
+        'user_id', user_id, 'reference_id', reference_id, 'amount', amount,
+        'service', service, 'balance', balance,
+        'draws', (SELECT jsonb_agg(jsonb_build_object('batch_id', t.batch_id, 'amount', -t.amount)
+                                   ORDER BY t.id)
+                    FROM credits.transactions t
+                   WHERE t.user_id = spend_replay.user_id AND t.type = 'consume'
+                     AND t.reference_id = spend_replay.reference_id),
+        'replayed', true,
+        'reversed', EXISTS (SELECT 1 FROM credits.transactions t
+                             WHERE t.user_id = spend_replay.user_id AND t.type = 'reverse'
+                               AND t.reference_id = spend_replay.reference_id))
 $$;
 
 -- Reverse a spend: its credits go back to the batches they came from. Credits drawn from a
@@ -820,7 +828,6 @@ CREATE OR REPLACE FUNCTION credits.reversal_answer(
 )
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT jsonb_build_object(
         'user_id', user_id, 'reference_id', reference_id, 'returned', returned,
@@ -1051,6 +1058,7 @@ REVOKE ALL ON FUNCTION
     credits.buy_package_at(timestamptz, text, text, text),
     credits.grant_registration_bonus_at(timestamptz, text),
     credits.spend_at(timestamptz, text, bigint, text, bigint, text, jsonb),
+    credits.spend_replay(text, text, bigint, text, bigint),
     credits.reverse_spend_at(timestamptz, text, text),
     credits.void_grant_at(timestamptz, text),
     credits.account_at(timestamptz, text, text[]),
