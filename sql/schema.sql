@@ -626,6 +626,9 @@ CREATE OR REPLACE FUNCTION credits.spend_at(
 RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- One plan serves every user: planning the spend statement anew for each call (a custom
+-- plan) cost more than running it (docs/PERFORMANCE.md, Spending).
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     v_amount bigint := amount;
@@ -636,20 +639,27 @@ DECLARE
 BEGIN
     PERFORM credits.checked_text(user_id, 'user_id', 200),
             credits.checked_text(reference_id, 'reference_id', 200),
-            credits.checked_metadata(metadata);
+            credits.checked_metadata(metadata),
+            credits.checked_count(amount, 'amount')
+      WHERE service IS NULL;
     IF service IS NOT NULL THEN
         SELECT s.cost INTO v_cost FROM credits.services s
          WHERE s.service = credits.checked_text(spend_at.service, 'service', 200);
         IF NOT FOUND THEN
             RAISE EXCEPTION 'unknown service %', quote_literal(service) USING ERRCODE = 'CR005';
         END IF;
-        v_amount := v_cost * credits.checked_count(quantity, 'quantity')::bigint;
+        PERFORM credits.checked_text(user_id, 'user_id', 200),
+                credits.checked_text(reference_id, 'reference_id', 200),
+                credits.checked_metadata(metadata),
+                credits.checked_count(v_cost * credits.checked_count(quantity, 'quantity')::bigint,
+                                      'amount');
+        v_amount := v_cost * quantity;
     END IF;
-    PERFORM credits.checked_count(v_amount, 'amount');
 
     SELECT b.balance INTO v_balance
       FROM credits.balances b WHERE b.user_id = spend_at.user_id FOR UPDATE;
-
+    -- A statement of its own, so it sees a spend with this reference that committed while
+    -- this call waited for the lock.
     SELECT -sum(t.amount) INTO v_earlier
       FROM credits.transactions t
      WHERE t.user_id = spend_at.user_id AND t.type = 'consume'

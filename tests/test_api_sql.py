@@ -1,6 +1,8 @@
 """The app's interface through SQL, as an app in any language calls it (docs/API.md): each
 function's rules, its refusals (a documented SQLSTATE, nothing changed) and its replays."""
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import psycopg
@@ -465,3 +467,20 @@ def test_verify_finds_an_entry_whose_balance_after_is_wrong(sql_run, run_cli):
     assert "alice: balance 11, ledger 11, active batches 11, 1 entries with a wrong" in (
         result.output
     )
+
+
+def test_a_spend_retried_while_the_first_is_in_flight_replays_it(database_url, sql_run):
+    grant(sql_run, "alice", 10, "g1")
+    with psycopg.connect(database_url) as first, psycopg.connect(database_url) as retry:
+        first.execute("SELECT credits.spend('alice', 4, 'order-1')")  # not committed yet
+        with ThreadPoolExecutor(1) as executor:
+            waiting = executor.submit(
+                lambda: retry.execute("SELECT credits.spend('alice', 4, 'order-1')").fetchone()
+            )
+            time.sleep(0.5)  # the retry waits on alice's balance row
+            assert not waiting.done()
+            first.commit()
+            [answer] = waiting.result(timeout=30)
+        retry.commit()
+    assert answer["replayed"] and answer["balance"] == 6
+    assert entries(sql_run, "alice") == [("grant", 10, 10), ("consume", -4, 6)]
