@@ -304,6 +304,13 @@ BEGIN
             ON credits.transactions (user_id, reference_id, batch_id, type)
             WHERE type IN ('reverse', 'lapse');
     END IF;
+    -- Room in each batches page: a spend's draw (remaining only) is then a HOT update, no
+    -- new index entries (docs/PERFORMANCE.md, Spending). Pages written from now on.
+    IF NOT EXISTS (SELECT FROM pg_class
+                    WHERE oid = 'credits.batches'::regclass
+                      AND 'fillfactor=90' = ANY (coalesce(reloptions, '{}'))) THEN
+        ALTER TABLE credits.batches SET (fillfactor = 90);
+    END IF;
     -- The statement pages through one user's entries newest first, by entry id.
     IF to_regclass('credits.transactions_user_id_id_idx') IS NULL THEN
         CREATE INDEX transactions_user_id_id_idx ON credits.transactions (user_id, id);
