@@ -288,7 +288,16 @@ def _fire(
     )
     users = sorted({s.user_id for s in model.subscriptions.values()})
 
+    consumers_left = [consumers]
+
     def consumer(n):
+        try:
+            spend_some(n)
+        finally:
+            with lock:
+                consumers_left[0] -= 1
+
+    def spend_some(n):
         crng = random.Random(rng.random())
         done = []
         for i in range(spends):
@@ -318,9 +327,14 @@ def _fire(
     def app_caller(n):
         """A buyer, a reverser or a voider (by n), as the app's webhooks and handlers call."""
         arng = random.Random(rng.random())
-        for i in range(app_calls):
-            if time.monotonic() > deadline:
-                break
+        i = 0
+        while i < app_calls and time.monotonic() < deadline:
+            if n % 3 and not (spends_done if n % 3 == 1 else purchases):
+                if not consumers_left[0]:
+                    break  # nothing was spent or bought, and nothing more will be
+                time.sleep(0.05)  # nothing to reverse or void yet
+                continue
+            i += 1
             try:
                 result, credits = _app_call(n % 3, n, i, arng, pool, users, spends_done, purchases)
             except ledger.Refused as exc:
@@ -377,19 +391,15 @@ def _app_call(kind, n, i, rng, pool, users, spends_done, purchases):
     """One call of the app's side: (what happened, credits it moved by name)."""
     if kind == 0:  # a payment webhook, sometimes retried
         if purchases and rng.random() < 0.1:
-            user, ref = rng.choice(purchases)
+            user, ref, package = rng.choice(purchases)
         else:
-            user, ref = rng.choice(users), f"pay{n}-{i}"
-        answer = ledger.buy(pool, user, rng.choice(sorted(PACKAGES)), ref)
+            user, ref, package = rng.choice(users), f"pay{n}-{i}", rng.choice(sorted(PACKAGES))
+        answer = ledger.buy(pool, user, package, ref)
         if answer["replayed"]:
             return "pack replayed", {}
-        purchases.append((user, ref))
+        purchases.append((user, ref, package))
         return "pack bought", {"credits bought": answer["amount"]}
-    picks = spends_done if kind == 1 else purchases
-    if not picks:
-        time.sleep(0.01)
-        return "nothing to pick yet", {}
-    user, ref = rng.choice(picks)
+    user, ref = rng.choice(spends_done if kind == 1 else purchases)[:2]
     if kind == 1:  # a failed AI job gives its credits back
         answer = ledger.reverse(pool, user, ref)
         if answer["replayed"]:
