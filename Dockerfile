@@ -1,6 +1,6 @@
 # The service in a container, for platforms that run an image (Fly, Render, Railway, Kubernetes).
 # Build: docker build -t credits .   Run: docker run -e DATABASE_URL -e CRON_SECRET -p 8000:8000 credits
-FROM python:3.11-slim
+FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -9,8 +9,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=8000
 
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install -r requirements.txt
+# Production only: DATABASE_URL is always set here, so the embedded PostgreSQL stays out.
+COPY requirements/production.txt requirements/
+RUN pip install -r requirements/production.txt
 
 COPY . .
 RUN useradd --create-home --uid 10001 credits

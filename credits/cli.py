@@ -71,7 +71,8 @@ def _fail_on(*errors):
                 raise click.ClickException(str(exc) or type(exc).__name__) from None
             except db.DatabaseUnavailable as exc:
                 raise click.ClickException(f"database unavailable: {exc}") from None
-            except db.SchemaMissing as exc:
+            except (db.SchemaMissing, config.ConfigError) as exc:
+                # ConfigError: a setting the pool needs, found wrong once it is opened.
                 raise click.ClickException(str(exc)) from None
 
         return wrapper

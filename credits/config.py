@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MIN_SECRET_LENGTH = 16
-# CRON_SECRET holds the current secret, or "current,next" while the callers move to a new one.
-MAX_SECRETS = 2
 LOG_FORMATS = ("text", "json")
 
 # Time limits, in seconds, that must agree (README, "Time limits"): a run stops starting chunks
-# when its budget is spent, and gunicorn kills a worker whose request outlives its timeout.
-# The default budget fits the shortest cron platform limit (Vercel Hobby, 10 s); a request may
-# ask for more, up to the worker timeout less a margin for the chunk in flight.
+# when its budget is spent, and whatever runs the app cuts a request off at its limit: gunicorn
+# kills a worker after GUNICORN_TIMEOUT, a platform that runs the app itself (Vercel) stops the
+# function after its maximum duration, CREDITS_MAX_DURATION. The default budget fits the
+# shortest caller's limit (cron-job.org, 30 s); a request may ask for more, up to that limit
+# less a margin for the chunk in flight.
 DEFAULT_TIME_BUDGET = 8
 DEFAULT_WORKER_TIMEOUT = 300
 CHUNK_MARGIN = 30
@@ -46,6 +46,7 @@ class Settings:
     qstash_current_signing_key: str | None = None
     qstash_next_signing_key: str | None = None
     apply_schema: bool = True
+    cron_secret_next: str | None = None
 
     @classmethod
     def from_mapping(cls, values):
@@ -65,11 +66,12 @@ class Settings:
         time_budget = _positive(
             values, "CREDITS_TIME_BUDGET", DEFAULT_TIME_BUDGET, float, "a number of seconds"
         )
-        max_budget = worker_timeout(values) - CHUNK_MARGIN
+        limit_name, limit = request_limit(values)
+        max_budget = limit - CHUNK_MARGIN
         if time_budget > max_budget:
             raise ConfigError(
                 f"CREDITS_TIME_BUDGET ({time_budget:g} s) must leave {CHUNK_MARGIN} s before "
-                f"GUNICORN_TIMEOUT ({max_budget + CHUNK_MARGIN:g} s) for the chunk in flight"
+                f"{limit_name} ({limit:g} s) for the chunk in flight"
             )
         log_format = values.get("CREDITS_LOG_FORMAT", "text").strip().lower()
         if log_format not in LOG_FORMATS:
@@ -89,6 +91,7 @@ class Settings:
             database_url=values.get("DATABASE_URL") or None,
             # Stray spaces and newlines come from copy-paste and .env files, never from intent.
             cron_secret=(values.get("CRON_SECRET") or "").strip() or None,
+            cron_secret_next=(values.get("CRON_SECRET_NEXT") or "").strip() or None,
             eligible_statuses=statuses,
             data_dir=Path(values.get("CREDITS_DATA_DIR", ".credits")),
             db_timeout=db_timeout,
@@ -119,14 +122,36 @@ class Settings:
         return self.data_dir / "cron_secret"
 
 
+def request_limit(values):
+    """The setting that bounds one request, and its seconds: the platform's, else gunicorn's."""
+    if values.get("CREDITS_MAX_DURATION") is None:
+        return "GUNICORN_TIMEOUT", worker_timeout(values)
+    if values.get("GUNICORN_TIMEOUT") is not None:
+        # Two limits for one request: the service could not tell which one cuts it off.
+        raise ConfigError(
+            "set GUNICORN_TIMEOUT where gunicorn runs the service, or CREDITS_MAX_DURATION "
+            "where the platform runs it (Vercel), not both"
+        )
+    return "CREDITS_MAX_DURATION", _above_margin(values, "CREDITS_MAX_DURATION")
+
+
 def worker_timeout(values):
     """gunicorn's worker timeout, in seconds: GUNICORN_TIMEOUT (read by gunicorn.conf.py too)."""
-    timeout = _positive(
-        values, "GUNICORN_TIMEOUT", DEFAULT_WORKER_TIMEOUT, int, "a whole number of seconds"
-    )
-    if timeout <= CHUNK_MARGIN:
-        raise ConfigError(f"GUNICORN_TIMEOUT must be above {CHUNK_MARGIN} seconds")
-    return timeout
+    if values.get("CREDITS_MAX_DURATION") is not None:
+        # A budget sized for a platform's limit would outlive gunicorn's worker.
+        raise ConfigError(
+            "CREDITS_MAX_DURATION is for a platform that runs the service itself (Vercel); "
+            "under gunicorn set GUNICORN_TIMEOUT instead"
+        )
+    return _above_margin(values, "GUNICORN_TIMEOUT")
+
+
+def _above_margin(values, name):
+    """A request limit in whole seconds, long enough to leave the margin for the last chunk."""
+    limit = _positive(values, name, DEFAULT_WORKER_TIMEOUT, int, "a whole number of seconds")
+    if limit <= CHUNK_MARGIN:
+        raise ConfigError(f"{name} must be above {CHUNK_MARGIN} seconds")
+    return limit
 
 
 def _positive(values, name, default, kind, meaning):
@@ -143,9 +168,10 @@ def _positive(values, name, default, kind, meaning):
 def cron_secrets(settings):
     """The bearer secrets the job routes accept (one, or two while rotating); fails closed.
 
-    A run on the embedded database (a local try-out) that has no CRON_SECRET generates one
-    and keeps it in the data folder; anywhere else a missing secret is a startup error.
-    Errors name the setting, never the secret.
+    CRON_SECRET is one secret, exactly what Vercel Cron sends; CRON_SECRET_NEXT holds the new
+    one while the callers move to it. A run on the embedded database (a local try-out) that
+    has no CRON_SECRET generates one and keeps it in the data folder; anywhere else a missing
+    secret is a startup error. Errors name the setting, never the secret.
     """
     value = settings.cron_secret
     if value is None and settings.embedded:
@@ -155,16 +181,16 @@ def cron_secrets(settings):
             "CRON_SECRET is not set: the job routes never run without one. "
             "Generate one with: python -c 'import secrets; print(secrets.token_hex(16))'"
         )
-    accepted = tuple(part.strip() for part in value.split(","))
-    if not all(accepted):
-        raise ConfigError("CRON_SECRET has an empty part; give one secret, or two comma-separated")
-    if len(accepted) > MAX_SECRETS:
+    if "," in value:
+        # Once "current,next"; Vercel sends the value whole, so a list here would lock it out.
         raise ConfigError(
-            f"CRON_SECRET holds {len(accepted)} secrets; give one, or two (current,next) "
-            "while rotating"
+            "CRON_SECRET holds a comma: it is one secret now. While rotating, put the new "
+            "secret in CRON_SECRET_NEXT and keep the current one in CRON_SECRET"
         )
-    if any(len(secret) < MIN_SECRET_LENGTH for secret in accepted):
-        raise ConfigError(f"CRON_SECRET must be at least {MIN_SECRET_LENGTH} characters long")
+    accepted = (value,) if settings.cron_secret_next is None else (value, settings.cron_secret_next)
+    for name, secret in zip(("CRON_SECRET", "CRON_SECRET_NEXT"), accepted, strict=False):
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters long")
     return accepted
 
 

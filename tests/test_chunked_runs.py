@@ -246,7 +246,7 @@ def test_largest_budget_is_accepted(client, auth):
 
 
 def test_time_limits_agree():
-    """The default budget fits Vercel Hobby's 10 s; the worker outlives the largest budget."""
+    """The default budget fits a 10 s limit; the worker outlives the largest budget."""
     import runpy
 
     settings = config.Settings.from_mapping({})
