@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from credits import jobs
+from credits import db, jobs
 
 MARCH_20 = datetime(2026, 3, 20, tzinfo=timezone.utc)
 
@@ -484,3 +484,38 @@ def test_a_spend_retried_while_the_first_is_in_flight_replays_it(database_url, s
         retry.commit()
     assert answer["replayed"] and answer["balance"] == 6
     assert entries(sql_run, "alice") == [("grant", 10, 10), ("consume", -4, 6)]
+
+
+def test_the_schema_upgrades_a_database_of_the_previous_release(sql_run):
+    # The previous release's ledger: three entry types, no balance_after, one grant or expire
+    # entry per batch and type; batches without the voided status.
+    sql_run(
+        """
+        DROP INDEX credits.transactions_once_per_batch_key;
+        CREATE UNIQUE INDEX transactions_grant_expire_once_key
+            ON credits.transactions (batch_id, type) WHERE type <> 'consume';
+        ALTER TABLE credits.transactions
+            DROP COLUMN balance_after, DROP COLUMN service, DROP COLUMN metadata,
+            DROP CONSTRAINT transactions_type_check, DROP CONSTRAINT transactions_amount_sign,
+            ADD CONSTRAINT transactions_type_check CHECK (type IN ('grant', 'consume', 'expire')),
+            ADD CONSTRAINT transactions_amount_sign
+                CHECK ((type = 'grant') = (amount > 0) AND amount <> 0);
+        ALTER TABLE credits.batches DROP CONSTRAINT batches_status_check,
+            ADD CONSTRAINT batches_status_check
+                CHECK (status IN ('active', 'consumed', 'expired'));
+        INSERT INTO credits.batches (user_id, source, reference_id, amount, remaining)
+        VALUES ('alice', 'subscription', 'subscription:s1:2026-03', 10, 10);
+        INSERT INTO credits.transactions (user_id, batch_id, type, amount, reference_id)
+        VALUES ('alice', 1, 'grant', 10, 'subscription:s1:2026-03');
+        INSERT INTO credits.balances VALUES ('alice', 10);
+        """
+    )
+    sql_run(db.queries["schema"])
+    sql_run(db.queries["schema"])  # and again: nothing left to change
+    for n in (1, 2):  # two spends from the one batch, both reversed
+        call(sql_run, "credits.spend('alice', 2, %s)", f"order-{n}")
+        call(sql_run, "credits.reverse_spend('alice', %s)", f"order-{n}")
+    assert entries(sql_run, "alice")[0] == ("grant", 10, None)  # written before the column
+    assert entries(sql_run, "alice")[-1] == ("reverse", 2, 10)
+    assert call(sql_run, "credits.grant_credits('alice', 5, 'bonus', 'b1')")["balance"] == 15
+    assert call(sql_run, "credits.void_grant('b1')")["voided"] == 5
