@@ -284,7 +284,11 @@ def test_schema_applies_again_and_from_several_workers_at_once(server_url):
             "batches",
             "job_progress",
             "job_runs",
+            "limits",
+            "packages",
             "plans",
+            "registration",
+            "services",
             "subscriptions",
             "transactions",
         ]
