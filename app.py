@@ -5,9 +5,10 @@ import json
 import logging
 import os
 import uuid
+from urllib.parse import quote
 
 from flask import Flask, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 import credits
 from credits import config, db, jobs, monitor, signatures
@@ -15,6 +16,8 @@ from credits import config, db, jobs, monitor, signatures
 logger = logging.getLogger("credits")
 
 JOB_ROUTES = "/api/jobs/"
+# The largest request body read (QStash's, to check its signature); a longer one gets 413.
+MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(test_config=None):
@@ -35,14 +38,20 @@ def create_app(test_config=None):
 
     app = Flask(__name__)
     app.json.sort_keys = False  # keep the documented order of the response fields
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # a chunked body too, as it is read
     app.extensions["credits"] = {"settings": settings, "pool": pool}
 
     @app.before_request
     def require_cron_secret():
-        if request.path.startswith(JOB_ROUTES) and not (
-            _authorized(expected_headers) or _signed_by_qstash(settings)
-        ):
-            return jsonify(error="Unauthorized"), 401
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            raise RequestEntityTooLarge()  # refused on its length, before a byte is read
+        if request.path.startswith(JOB_ROUTES):
+            if request.method == "HEAD" and request.url_rule is not None:
+                # Flask answers HEAD on GET routes by running them: a HEAD must run no job.
+                allowed = request.url_rule.methods - {"HEAD", "OPTIONS"}
+                raise MethodNotAllowed(valid_methods=sorted(allowed))
+            if not (_authorized(expected_headers) or _signed_by_qstash(settings)):
+                return jsonify(error="Unauthorized"), 401
         g.job_id = uuid.uuid4()
 
     @app.route("/api/jobs/credits/grant", methods=["GET", "POST"])
@@ -118,11 +127,30 @@ def _authorized(expected_headers):
 
 
 def _signed_by_qstash(settings):
-    """True when QStash's keys are set and the request carries QStash's valid signature."""
+    """True when QStash signed this very request: its URL (path and query), then its body.
+
+    The token is checked first; the body of a request without a valid one is never read.
+    """
     signature = request.headers.get("Upstash-Signature")
-    if not signature:
-        return False  # the body of an unsigned request is never read
-    return signatures.signed_by_qstash(settings, signature, request.get_data(as_text=True))
+    if not settings.qstash_enabled or not signature:
+        return False
+    # The URL QStash called: the public URL, then the path and the query string as sent.
+    query = request.query_string.decode("latin-1")
+    url = settings.public_url + quote(request.path) + (f"?{query}" if query else "")
+    claims = signatures.verified_claims(settings, signature, url)
+    return claims is not None and signatures.body_matches(claims, _bounded_body())
+
+
+def _bounded_body():
+    """The request body, read only up to MAX_BODY_BYTES; a longer one gets 413.
+
+    A body of declared length was checked before; a chunked one is cut off at the limit by
+    werkzeug's stream, which raises 413 when read past it.
+    """
+    body = request.stream.read(MAX_BODY_BYTES)
+    if request.stream.read(1):
+        raise RequestEntityTooLarge()
+    return body
 
 
 def _job_args(allowed):

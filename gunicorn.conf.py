@@ -3,7 +3,11 @@
 Binds 127.0.0.1:8000, or 0.0.0.0:$PORT where the platform sets PORT (gunicorn's own default).
 """
 
+import logging
 import os
+
+from gunicorn import glogging
+from gunicorn.workers import gthread
 
 from credits.config import worker_timeout
 
@@ -11,7 +15,98 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Above the longest time budget a request may ask for (credits.config): a run stops starting
 # chunks when its budget is spent, well before its worker would be killed.
 timeout = worker_timeout(os.environ)
+# Threads, so /healthz and a refused call are answered while a job runs for its whole budget.
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Seconds a connection may stay open without sending a request (kept alive, or idle from the
+# start) before it is closed; it waits in the worker's poller meanwhile, holding no thread.
+keepalive = 5
+# Seconds a client may stay silent while it sends a request or reads the answer (each read or
+# write on its socket): a half-sent request holds a thread this long at most.
+CLIENT_IO_TIMEOUT = 10
 accesslog = "-"
 # gunicorn's default line, less the query string (%(r)s, %(q)s) and the Basic-auth user name
 # (%(u)s): a caller who puts the secret there must not have it written to the log.
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
+
+
+class BoundedConnection(gthread.TConn):
+    """A client connection that waits for its request in the poller, and times out its I/O."""
+
+    def wait_for_data(self, timeout):
+        """Hand a silent new connection to the poller at once instead of holding a thread."""
+        return super().wait_for_data(0)
+
+    def init(self):
+        """Set up the parser as gunicorn does, then bound each read and write of the socket."""
+        super().init()
+        self.sock.settimeout(CLIENT_IO_TIMEOUT)
+
+
+class Worker(gthread.ThreadWorker):
+    """gunicorn's threaded worker, whose connections are BoundedConnections."""
+
+    def accept(self, listener):
+        """Accept a connection as gthread does, as a BoundedConnection."""
+        try:
+            client_sock, client_addr = listener.accept()
+        except (BlockingIOError, ConnectionAbortedError):
+            return  # another worker took it, or the client left first
+        self.nr_conns += 1
+        conn = BoundedConnection(self.cfg, client_sock, client_addr, listener.getsockname())
+        self.enqueue_req(conn)
+
+
+class RedactingFilter(logging.Filter):
+    """Keeps the request line, query string and header values out of gunicorn's error log.
+
+    gunicorn quotes them when it refuses a malformed request, and in the details of errors;
+    the secret may be in any of them.
+    """
+
+    def filter(self, record):
+        message = record.getMessage()
+        if message.startswith("Invalid request from ip="):
+            # "Invalid request from ip=1.2.3.4: Invalid HTTP request line: 'GET /?token=...'"
+            origin, _, error = message.partition(": ")
+            record.msg, record.args = "%s: %s (not logged)", (origin, _kind(error))
+        elif message.startswith("Error handling request") and record.args:
+            record.args = tuple(_without_query(arg) for arg in record.args)
+        else:
+            record.args = tuple(
+                type(arg).__name__ if isinstance(arg, BaseException) else arg
+                for arg in record.args or ()
+            )
+        if record.exc_info and record.exc_info[1] is not None:
+            # A parser error's text quotes what it could not parse, and a client's time-out
+            # needs no traceback: the type says enough.
+            exc = record.exc_info[1]
+            if isinstance(exc, TimeoutError) or type(exc).__module__.startswith("gunicorn.http"):
+                record.exc_info = None
+                record.msg = f"{record.msg} ({type(exc).__name__})"
+        return True
+
+
+def _kind(error):
+    """What gunicorn found wrong, without what it quotes: the text before a colon or quote."""
+    return error.split(":", 1)[0].split("'", 1)[0].split('"', 1)[0].strip()
+
+
+def _without_query(value):
+    """A request URI (or any other value) cut at its query string."""
+    return value.split("?", 1)[0] if isinstance(value, str) else value
+
+
+REDACT = RedactingFilter()
+
+
+class Logger(glogging.Logger):
+    """gunicorn's logger, whose error log goes through RedactingFilter."""
+
+    def setup(self, cfg):
+        """Set the logs up as gunicorn does, then filter the error log (once, on reloads too)."""
+        super().setup(cfg)
+        self.error_log.addFilter(REDACT)
+
+
+worker_class = Worker
+logger_class = Logger

@@ -13,6 +13,11 @@ from dotenv import load_dotenv
 import credits
 from credits import config, db, jobs, ledger, monitor, plans
 
+# The largest amount of credits the ledger stores (a PostgreSQL integer); more is a usage error.
+MAX_CREDITS = 2**31 - 1
+# The most runs `runs` lists; a larger --limit is a usage error, not a database error.
+MAX_RUNS_LISTED = 10_000
+
 
 class Context:
     """Settings and a pool opened on first use, closed when the command ends."""
@@ -191,7 +196,7 @@ class ProgressBar:
 
 @cli.command()
 @click.argument("user_id")
-@click.argument("amount", type=click.IntRange(min=1))
+@click.argument("amount", type=click.IntRange(min=1, max=MAX_CREDITS))
 @click.option(
     "--reference",
     "reference_id",
@@ -388,7 +393,13 @@ def verify(obj):
 
 
 @cli.command()
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Runs.")
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1, max=MAX_RUNS_LISTED),
+    help="Runs.",
+)
 @click.option("--job", type=click.Choice(monitor.JOBS), help="Only this job's runs.")
 @click.pass_obj
 @_fail_on()

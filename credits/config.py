@@ -6,6 +6,7 @@ import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 MIN_SECRET_LENGTH = 16
 LOG_FORMATS = ("text", "json")
@@ -45,6 +46,7 @@ class Settings:
     status_max_age_hours: float = 26.0
     qstash_current_signing_key: str | None = None
     qstash_next_signing_key: str | None = None
+    public_url: str | None = None
     apply_schema: bool = True
     cron_secret_next: str | None = None
 
@@ -84,6 +86,7 @@ class Settings:
             raise ConfigError(
                 "QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY must be set together"
             )
+        public_url = _public_url(values.get("CREDITS_PUBLIC_URL"), qstash=current_key is not None)
         apply_schema = values.get("CREDITS_APPLY_SCHEMA", "true").strip().lower()
         if apply_schema not in ("true", "false"):
             raise ConfigError("CREDITS_APPLY_SCHEMA must be true or false")
@@ -103,6 +106,7 @@ class Settings:
             status_max_age_hours=max_age,
             qstash_current_signing_key=current_key,
             qstash_next_signing_key=next_key,
+            public_url=public_url,
             apply_schema=apply_schema == "true",
         )
 
@@ -152,6 +156,29 @@ def _above_margin(values, name):
     if limit <= CHUNK_MARGIN:
         raise ConfigError(f"{name} must be above {CHUNK_MARGIN} seconds")
     return limit
+
+
+def _public_url(value, qstash):
+    """CREDITS_PUBLIC_URL without a trailing slash; required with QStash's keys.
+
+    A signed request runs only when QStash signed this URL followed by the request's path
+    and query string, so the URL callers use must be known whatever proxy is in front.
+    """
+    value = (value or "").strip().rstrip("/")
+    if not value:
+        if qstash:
+            raise ConfigError(
+                "CREDITS_PUBLIC_URL must be set with the QStash signing keys: the URL QStash "
+                "calls, up to the routes (e.g. https://credits.example.com)"
+            )
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(
+            "CREDITS_PUBLIC_URL must be an http(s) URL without a query string, "
+            f"e.g. https://credits.example.com, got {value!r}"
+        )
+    return value
 
 
 def _positive(values, name, default, kind, meaning):

@@ -26,6 +26,8 @@ from credits.db import DatabaseUnavailable, connection, queries, retry_aborted
 logger = logging.getLogger("credits")
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A budget as a caller writes one: "25", "7.5".
+PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 class InvalidParameter(ValueError):
@@ -114,10 +116,8 @@ def parse_budget(text, settings):
     """A run's time budget in seconds: the setting's, or a request's own up to the maximum."""
     if text is None:
         return settings.time_budget
-    try:
-        budget = float(text)
-    except ValueError:
-        budget = None
+    # Plain decimal digits only: float() also takes "2_7_0", "1e2", " 8" and other scripts' digits.
+    budget = float(text) if PLAIN_DECIMAL.fullmatch(text) else None
     if budget is None or not 0 < budget <= settings.max_budget:
         raise InvalidParameter(
             f"budget must be a number of seconds above 0 and at most {settings.max_budget:g} "

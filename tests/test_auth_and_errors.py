@@ -1,8 +1,10 @@
 """The bearer check, the startup check of the secret, and errors as JSON."""
 
+import io
+
 import pytest
 
-from app import create_app
+from app import MAX_BODY_BYTES, create_app
 from credits import config
 
 from .conftest import SECRET
@@ -129,3 +131,55 @@ def test_local_run_uses_cron_secret_when_set(tmp_path):
 def test_bad_settings_are_a_startup_error(test_config, name, value):
     with pytest.raises(config.ConfigError, match=name):
         create_app({**test_config, name: value})
+
+
+@pytest.mark.parametrize("route", [*ROUTES, "/api/jobs/credits/status"])
+def test_head_on_a_job_route_gets_405_and_runs_nothing(client, auth, sql_run, route):
+    response = client.head(f"{route}?date=2026-03-15" if "grant" in route else route, headers=auth)
+    assert response.status_code == 405
+    allowed = set(response.headers["Allow"].split(", "))
+    assert "HEAD" not in allowed and "GET" in allowed
+    assert sql_run("SELECT count(*) AS n FROM credits.job_runs")[0]["n"] == 0
+    assert sql_run("SELECT count(*) AS n FROM credits.batches")[0]["n"] == 0
+
+
+def test_head_on_healthz_still_answers(client):
+    assert client.head("/healthz").status_code == 200
+
+
+class UnreadableBody(io.BytesIO):
+    """A request body that fails the test if the service reads a byte of it."""
+
+    def read(self, *args):
+        raise AssertionError("the body was read")
+
+    readline = readinto = read
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Upstash-Signature": "any"}, {"Authorization": "Bearer wrong-secret-0123456789"}],
+)
+def test_an_unauthenticated_body_is_never_read(client, sql_run, headers):
+    response = client.post(
+        "/api/jobs/credits/grant",
+        input_stream=UnreadableBody(),
+        headers=headers,
+        environ_overrides={"CONTENT_LENGTH": "100"},
+    )
+    assert response.status_code == 401
+    assert sql_run("SELECT count(*) AS n FROM credits.job_runs")[0]["n"] == 0
+
+
+@pytest.mark.parametrize("route", [*ROUTES, "/healthz"])
+def test_a_body_over_the_limit_gets_413_before_it_is_read(client, auth, sql_run, route):
+    length = MAX_BODY_BYTES + 1
+    response = client.post(
+        route,
+        input_stream=UnreadableBody(),
+        headers=auth,
+        environ_overrides={"CONTENT_LENGTH": str(length)},
+    )
+    assert response.status_code == 413
+    assert response.get_json() == {"error": "Request Entity Too Large"}
+    assert sql_run("SELECT count(*) AS n FROM credits.job_runs")[0]["n"] == 0

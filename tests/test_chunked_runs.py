@@ -229,7 +229,11 @@ def test_resumed_expire_keeps_its_pass_cutoff_and_exact_user_count(
     assert jobs.expire(pool, chunked, at=later).results["processedUsers"] == 1
 
 
-@pytest.mark.parametrize("budget", ["soon", "0", "-1", "nan", "inf", "271", "1e9", ""])
+# Plain decimal numbers only: float() would take the last four (27, 270, 10, 8).
+BAD_BUDGETS = ["soon", "0", "-1", "nan", "inf", "271", "1e9", "", "２７", "2_7_0", "1e1", " 8"]
+
+
+@pytest.mark.parametrize("budget", BAD_BUDGETS)
 def test_bad_budget_is_refused_and_nothing_runs(client, auth, sql_run, add_plan, budget):
     add_plan("pro", 10, 30)
     seed(sql_run, 2)

@@ -166,7 +166,7 @@ def test_cli_grant_expire_consume_balance_and_verify(run_cli, add_plan, subscrib
     [
         (["grant", "--date", "2026-02-30"], "not a calendar date"),
         (["grant", "--date", "2999-01-01"], "in the future"),
-        (["consume", "alice", "0", "--reference", "r"], "0 is not in the range x>=1"),
+        (["consume", "alice", "0", "--reference", "r"], "0 is not in the range 1<=x<=2147483647"),
         (["consume", "alice", "5"], "Missing option '--reference'"),
     ],
 )
@@ -175,6 +175,24 @@ def test_cli_bad_input_is_a_clear_error(run_cli, sql_run, args, message):
     assert result.exit_code != 0
     assert message in result.output
     assert sql_run("SELECT count(*) AS n FROM credits.job_runs")[0]["n"] == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs", "--limit", "99999999999999999999"],
+        ["runs", "--limit", "10001"],
+        ["runs", "--limit", "0"],
+        ["consume", "alice", "99999999999999999999", "--reference", "r"],
+        ["consume", "alice", "2147483648", "--reference", "r"],
+    ],
+)
+def test_cli_numbers_out_of_range_are_a_one_line_usage_error(run_cli, sql_run, args):
+    result = run_cli(*args)
+    assert result.exit_code == 2, result.output
+    assert "is not in the range" in result.output
+    assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
+    assert sql_run("SELECT count(*) AS n FROM credits.transactions")[0]["n"] == 0
 
 
 @pytest.mark.breaks_invariant

@@ -2,18 +2,21 @@
 
 import base64
 import hashlib
+import io
 import time
 import uuid
 
 import jwt
 import pytest
 
+from app import MAX_BODY_BYTES
 from credits import config
 
 CURRENT_KEY = "sig_current_0123456789abcdefghijkl"
 NEXT_KEY = "sig_next_0123456789abcdefghijklmnop"
 KEYS = {"QSTASH_CURRENT_SIGNING_KEY": CURRENT_KEY, "QSTASH_NEXT_SIGNING_KEY": NEXT_KEY}
-GRANT_URL = "https://credits.example.com/api/jobs/credits/grant"
+PUBLIC_URL = "https://credits.example.com"
+GRANT_URL = f"{PUBLIC_URL}/api/jobs/credits/grant"
 
 
 def qstash_signature(key, body=b"", url=GRANT_URL, issued=None, lifetime=300, **claims):
@@ -37,7 +40,7 @@ def qstash_client(make_app, add_plan, subscribe):
     """The service with QStash's keys set, and one subscription due today."""
     add_plan("pro", 100, 30)
     subscribe("s1", "alice", "pro", "2026-01-10")
-    return make_app(**KEYS).test_client()
+    return make_app(**KEYS, CREDITS_PUBLIC_URL=PUBLIC_URL).test_client()
 
 
 def runs(sql_run):
@@ -132,7 +135,7 @@ def test_status_takes_a_signature_as_well(qstash_client):
 @pytest.mark.parametrize("name", sorted(KEYS))
 def test_one_signing_key_without_the_other_stops_the_service(name):
     with pytest.raises(config.ConfigError, match="must be set together"):
-        config.Settings.from_mapping({name: KEYS[name]})
+        config.Settings.from_mapping({name: KEYS[name], "CREDITS_PUBLIC_URL": PUBLIC_URL})
 
 
 def test_signing_keys_never_appear_in_logs(qstash_client, caplog):
@@ -140,3 +143,63 @@ def test_signing_keys_never_appear_in_logs(qstash_client, caplog):
     post_grant(qstash_client, qstash_signature("sig_someone_elses_key_0123456789"))
     assert "Refused a request with an invalid Upstash-Signature" in caplog.text
     assert CURRENT_KEY not in caplog.text and NEXT_KEY not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "signed_url, called",
+    [
+        (GRANT_URL.replace("grant", "status"), "/api/jobs/credits/grant"),  # another path
+        ("https://other.example.com/api/jobs/credits/grant", "/api/jobs/credits/grant"),
+        (GRANT_URL, "/api/jobs/credits/grant?date=2026-01-15"),  # a query added
+        (f"{GRANT_URL}?dryRun=true", "/api/jobs/credits/grant"),  # the query dropped
+        (f"{GRANT_URL}?dryRun=true", "/api/jobs/credits/grant?dryRun=false"),  # changed
+    ],
+)
+def test_a_signature_for_another_url_gets_401_and_runs_nothing(
+    qstash_client, sql_run, signed_url, called
+):
+    signature = qstash_signature(CURRENT_KEY, url=signed_url)
+    response = qstash_client.post(called, headers={"Upstash-Signature": signature})
+    assert response.status_code == 401
+    assert runs(sql_run) == []
+
+
+def test_a_signed_request_runs_exactly_the_signed_query(qstash_client, sql_run):
+    signature = qstash_signature(CURRENT_KEY, url=f"{GRANT_URL}?dryRun=true")
+    response = qstash_client.post(
+        "/api/jobs/credits/grant?dryRun=true", headers={"Upstash-Signature": signature}
+    )
+    assert response.status_code == 200 and response.get_json()["dryRun"] is True
+    assert runs(sql_run) == []  # a dry run writes nothing
+
+
+def test_a_bad_token_is_refused_before_the_body_is_read(qstash_client, sql_run):
+    from .test_auth_and_errors import UnreadableBody
+
+    response = qstash_client.post(
+        "/api/jobs/credits/grant",
+        input_stream=UnreadableBody(),
+        headers={"Upstash-Signature": qstash_signature(CURRENT_KEY, url="https://x.example")},
+        environ_overrides={"CONTENT_LENGTH": "100"},
+    )
+    assert response.status_code == 401
+    assert runs(sql_run) == []
+
+
+def test_a_signed_chunked_body_over_the_limit_gets_413_and_runs_nothing(qstash_client, sql_run):
+    body = b"x" * (MAX_BODY_BYTES + 1)
+    response = qstash_client.post(
+        "/api/jobs/credits/grant",
+        input_stream=io.BytesIO(body),
+        headers={"Upstash-Signature": qstash_signature(CURRENT_KEY, body)},
+        environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+    )
+    assert response.status_code == 413
+    assert runs(sql_run) == []
+
+
+@pytest.mark.parametrize("url", [None, "credits.example.com", "https://x.example/?a=1"])
+def test_signing_keys_need_the_public_url_they_sign_for(url):
+    values = {**KEYS, "CREDITS_PUBLIC_URL": url} if url else dict(KEYS)
+    with pytest.raises(config.ConfigError, match="CREDITS_PUBLIC_URL"):
+        config.Settings.from_mapping(values)

@@ -32,12 +32,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def call(port, path, secret=None):
+def call(port, path, secret=None, timeout=30):
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
     if secret:
         request.add_header("Authorization", f"Bearer {secret}")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
@@ -124,3 +124,89 @@ def test_local_first_run_uses_embedded_postgres_and_a_generated_secret(tmp_path)
     assert "No CRON_SECRET set: using the local secret in" in output
     assert 'curl -H "Authorization: Bearer $(cat ' in output
     assert secret not in output
+
+
+def raw_request(port, data, timeout=10):
+    """Send bytes as they are and return the answer's status line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        return s.recv(4096).split(b"\r\n", 1)[0].decode("latin-1")
+
+
+def test_idle_and_half_sent_connections_do_not_stop_healthz(database_url):
+    """More silent connections than the worker has threads, and half-sent heads; /healthz answers.
+
+    A half-sent head holds a thread for up to gunicorn.conf.CLIENT_IO_TIMEOUT a read, so fewer
+    of them than the worker has threads.
+    """
+    served = Served({"DATABASE_URL": database_url, "CRON_SECRET": SECRET, "WEB_CONCURRENCY": "1"})
+    held = []
+    try:
+        served.wait_ready()
+        for _ in range(20):
+            held.append(socket.create_connection(("127.0.0.1", served.port)))
+        for _ in range(2):  # slow loris: a request head that never ends
+            conn = socket.create_connection(("127.0.0.1", served.port))
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            held.append(conn)
+        time.sleep(1)
+        for _ in range(3):
+            started = time.monotonic()
+            assert call(served.port, "/healthz", timeout=5)[0] == 200
+            assert time.monotonic() - started < 2
+    finally:
+        for conn in held:
+            conn.close()
+        served.stop()
+
+
+def worker_memory(served):
+    """Resident memory of the workers, in bytes."""
+    import psutil
+
+    return sum(p.memory_info().rss for p in psutil.Process(served.process.pid).children())
+
+
+def test_a_large_body_gets_413_unread_and_costs_no_memory(database_url):
+    served = Served({"DATABASE_URL": database_url, "CRON_SECRET": SECRET, "WEB_CONCURRENCY": "1"})
+    try:
+        served.wait_ready()
+        before = worker_memory(served)
+        size = 300 * 1024 * 1024
+        head = (
+            "POST /api/jobs/credits/grant HTTP/1.1\r\nHost: x\r\nUpstash-Signature: any\r\n"
+            f"Content-Length: {size}\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as s:
+            s.sendall(head + b"x" * (1024 * 1024))
+            status = s.recv(4096).split(b"\r\n", 1)[0]
+        assert status.startswith(b"HTTP/1.1 413 ")
+        assert worker_memory(served) - before < 5 * 1024 * 1024
+        assert call(served.port, "/healthz")[0] == 200
+    finally:
+        served.stop()
+
+
+def test_no_request_writes_its_query_or_headers_to_any_log(database_url):
+    served = Served({"DATABASE_URL": database_url, "CRON_SECRET": SECRET})
+    query = f"token={SECRET}&note=caf\u00e9"
+    wire = [
+        f"GET /api/jobs/credits/grant?{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+        f"GET /api/jobs/credits/grant?{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode("latin-1"),
+        f"GET /api/jobs/credits/grant?{query}\tHTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+        f"GET\t/api/jobs/credits/grant?token={SECRET} HTTP/1.1\r\n\r\n".encode(),
+        f"GET /?token={SECRET} HTTP/9.9\r\n\r\n".encode(),
+        f"G@T /?token={SECRET} HTTP/1.1\r\n\r\n".encode(),
+        f"GET / HTTP/1.1\r\nX-Note: {SECRET}\x00\r\n\r\n".encode(),
+        f"GET / HTTP/1.1\r\nBad Header: {SECRET}\r\n\r\n".encode(),
+        f"GET / HTTP/1.1\r\nX-Note:\r\n {SECRET}\r\n\r\n".encode(),
+        f"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{SECRET}\r\n".encode(),
+    ]
+    try:
+        served.wait_ready()
+        statuses = [raw_request(served.port, data) for data in wire]
+    finally:
+        output = served.stop()
+    assert all(status.split()[1][0] == "4" for status in statuses), statuses
+    assert "Invalid request from ip=127.0.0.1" in output
+    assert SECRET not in output and "token=" not in output and "caf" not in output
