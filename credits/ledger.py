@@ -104,34 +104,53 @@ def grant(
     _whole(validity_days, "validity_days", optional=True)
     return _answer(
         pool,
+        lambda conn: conn.execute(
+            queries["call_grant_credits"],
+            {
+                "user_id": user_id,
+                "amount": amount,
+                "source": source,
+                "reference_id": reference_id,
+                "validity_days": validity_days,
+                "expires_at": expires_at,
+                "metadata": _json(metadata),
+                "at": at,
+            },
+        ),
         "call_grant_credits",
-        {
-            "user_id": user_id,
-            "amount": amount,
-            "source": source,
-            "reference_id": reference_id,
-            "validity_days": validity_days,
-            "expires_at": expires_at,
-            "metadata": _json(metadata),
-            "at": at,
-        },
     )
 
 
 def buy(pool, user_id, package_id, reference_id, at=None):
     """Grant a credit pack (credits and bonus) for a purchase, once per purchase reference."""
     params = {"user_id": user_id, "package_id": package_id, "reference_id": reference_id}
-    return _answer(pool, "call_buy_package", {**params, "at": at})
+    return _answer(
+        pool,
+        lambda conn: conn.execute(queries["call_buy_package"], {**params, "at": at}),
+        "call_buy_package",
+    )
 
 
 def can_buy(pool, user_id, package_id):
     """Whether buying the pack now would stay within the balance cap (asked before payment)."""
-    return _answer(pool, "call_can_buy_package", {"user_id": user_id, "package_id": package_id})
+    return _answer(
+        pool,
+        lambda conn: conn.execute(
+            queries["call_can_buy_package"], {"user_id": user_id, "package_id": package_id}
+        ),
+        "call_can_buy_package",
+    )
 
 
 def registration_bonus(pool, user_id, at=None):
     """Grant the sign-up bonus, once per user whatever is replayed."""
-    return _answer(pool, "call_grant_registration_bonus", {"user_id": user_id, "at": at})
+    return _answer(
+        pool,
+        lambda conn: conn.execute(
+            queries["call_grant_registration_bonus"], {"user_id": user_id, "at": at}
+        ),
+        "call_grant_registration_bonus",
+    )
 
 
 def spend(
@@ -154,24 +173,32 @@ def spend(
         "metadata": _json(metadata),
         "at": at,
     }
-    return _answer(pool, "call_spend", params)
+    return _answer(pool, lambda conn: conn.execute(queries["call_spend"], params), "call_spend")
 
 
 def reverse(pool, user_id, reference_id, at=None):
     """Give a spend's credits back to the batches they came from (see docs/API.md for lapses)."""
     params = {"user_id": user_id, "reference_id": reference_id, "at": at}
-    return _answer(pool, "call_reverse_spend", params)
+    return _answer(
+        pool, lambda conn: conn.execute(queries["call_reverse_spend"], params), "call_reverse_spend"
+    )
 
 
 def void(pool, reference_id, at=None):
     """Take back what remains of a one-off grant; what was spent is reported, not clawed back."""
-    return _answer(pool, "call_void_grant", {"reference_id": reference_id, "at": at})
+    return _answer(
+        pool,
+        lambda conn: conn.execute(
+            queries["call_void_grant"], {"reference_id": reference_id, "at": at}
+        ),
+        "call_void_grant",
+    )
 
 
 def account(pool, user_id, eligible_statuses=("active",), at=None):
     """The user's balance, spendable credits, next batch to expire and next subscription grant."""
     params = {"user_id": user_id, "eligible_statuses": list(eligible_statuses), "at": at}
-    return _answer(pool, "call_account", params)
+    return _answer(pool, lambda conn: conn.execute(queries["call_account"], params), "call_account")
 
 
 def statement(pool, user_id, limit=50, before=None):
@@ -200,14 +227,14 @@ def find_invariant_violations(pool, limit=100):
     return rows, (rows[0]["violations"] if rows else 0)
 
 
-def _answer(pool, query, params):
-    """Run one call in its own transaction (again if the server aborted it); its JSON answer."""
+def _answer(pool, call, what):
+    """Run call(conn) in its own transaction (again if the server aborted it); its JSON answer."""
 
     def once():
         with _refusals(), connection(pool) as conn, conn.transaction():
-            return conn.execute(queries[query], params).fetchone()["answer"]
+            return call(conn).fetchone()["answer"]
 
-    return retry_aborted(once, f"{query} {params.get('reference_id') or params.get('user_id')}")
+    return retry_aborted(once, what)
 
 
 class _refusals:

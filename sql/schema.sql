@@ -226,7 +226,7 @@ $$;
 -- * Bad arguments raise 22004 (null), 22023 (empty, zero, negative, unknown choice),
 --   22003 (above range) or 22001 (too long), naming the argument.
 -- * Each runs as the schema's owner (SECURITY DEFINER) with a fixed search_path and every
---   name qualified, so a caller needs EXECUTE on it and no right on any table.
+--   name qualified, so a caller needs the right to call it and no right on any table.
 -- Functions named *_at take the clock as their first argument (tests, back-dated tools); the
 -- functions apps call pass now(). Only the service role may call the *_at ones (sql/roles.sql).
 -- =============================================================================================
