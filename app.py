@@ -34,7 +34,7 @@ def create_app(test_config=None):
             settings.local_secret_file,
         )
     expected_headers = tuple(f"Bearer {secret}".encode() for secret in secrets)
-    pool = db.open_pool(settings)
+    pool = db.open_pool(settings)  # never waits for the database: a 503 until it answers
 
     app = Flask(__name__)
     app.json.sort_keys = False  # keep the documented order of the response fields
@@ -94,6 +94,11 @@ def create_app(test_config=None):
 
     @app.errorhandler(db.DatabaseUnavailable)
     def database_unavailable(exc):
+        return jsonify(success=False, jobId=str(g.job_id), error="database unavailable"), 503
+
+    @app.errorhandler(db.SchemaMissing)
+    def schema_missing(exc):
+        logger.error("%s", exc)  # answered as an outage: it ends when the owner applies it
         return jsonify(success=False, jobId=str(g.job_id), error="database unavailable"), 503
 
     @app.errorhandler(HTTPException)

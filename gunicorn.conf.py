@@ -6,10 +6,14 @@ Binds 127.0.0.1:8000, or 0.0.0.0:$PORT where the platform sets PORT (gunicorn's 
 import logging
 import os
 
+from dotenv import load_dotenv
 from gunicorn import glogging
 from gunicorn.workers import gthread
 
-from credits.config import worker_timeout
+from credits import embedded
+from credits.config import ConfigError, Settings, worker_timeout
+
+embedded_server = None  # the master's handle on the embedded PostgreSQL, when it runs one
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Above the longest time budget a request may ask for (credits.config): a run stops starting
@@ -110,3 +114,21 @@ class Logger(glogging.Logger):
 
 worker_class = Worker
 logger_class = Logger
+
+
+def on_starting(server):
+    """Start the embedded PostgreSQL (no DATABASE_URL) in the master, which outlives workers."""
+    global embedded_server
+    load_dotenv()  # as wsgi.py does in the workers: DATABASE_URL may come from .env
+    try:
+        settings = Settings.from_mapping(os.environ)
+        if settings.embedded:
+            embedded_server = embedded.own(settings)
+    except ConfigError:
+        return  # each worker says what is wrong, and the boot stops
+
+
+def on_exit(server):
+    """Stop the embedded PostgreSQL with the service, whatever happened to its workers."""
+    if embedded_server is not None:
+        embedded.release(embedded_server)

@@ -92,7 +92,7 @@ def init_db(obj):
     """Create or update the credits schema (safe to run again)."""
     # Applied even with CREDITS_APPLY_SCHEMA=false: this is how the schema's owner does it.
     obj.settings = dataclasses.replace(obj.settings, apply_schema=True)
-    obj.pool  # noqa: B018 (opening the pool applies sql/schema.sql)
+    db.prepare(obj.pool)
     click.echo("Schema credits is up to date.")
 
 

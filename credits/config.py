@@ -23,6 +23,11 @@ CHUNK_MARGIN = 30
 DEFAULT_CHUNK_SIZE = 25_000
 # A run's chunks go this many at a time, each stripe of keys on a connection of its own.
 DEFAULT_PARALLEL_CHUNKS = 2
+# A grant pass looks back this many days for due days missed since the last completed pass,
+# across a month's end: a platform outage of a week loses no month's credits. At most 28, so
+# the window reaches back into the previous month only (credits.due_grants).
+DEFAULT_CATCH_UP_DAYS = 7
+MAX_CATCH_UP_DAYS = 28
 
 
 class ConfigError(Exception):
@@ -49,6 +54,7 @@ class Settings:
     public_url: str | None = None
     apply_schema: bool = True
     cron_secret_next: str | None = None
+    catch_up_days: int = DEFAULT_CATCH_UP_DAYS
 
     @classmethod
     def from_mapping(cls, values):
@@ -87,6 +93,7 @@ class Settings:
                 "QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY must be set together"
             )
         public_url = _public_url(values.get("CREDITS_PUBLIC_URL"), qstash=current_key is not None)
+        catch_up_days = _catch_up_days(values)
         apply_schema = values.get("CREDITS_APPLY_SCHEMA", "true").strip().lower()
         if apply_schema not in ("true", "false"):
             raise ConfigError("CREDITS_APPLY_SCHEMA must be true or false")
@@ -108,6 +115,7 @@ class Settings:
             qstash_next_signing_key=next_key,
             public_url=public_url,
             apply_schema=apply_schema == "true",
+            catch_up_days=catch_up_days,
         )
 
     @property
@@ -156,6 +164,17 @@ def _above_margin(values, name):
     if limit <= CHUNK_MARGIN:
         raise ConfigError(f"{name} must be above {CHUNK_MARGIN} seconds")
     return limit
+
+
+def _catch_up_days(values):
+    """CREDITS_CATCH_UP_DAYS: a whole number of days from 0 (no catch-up) to 28."""
+    text = values.get("CREDITS_CATCH_UP_DAYS", str(DEFAULT_CATCH_UP_DAYS)).strip()
+    if not (text.isascii() and text.isdigit() and int(text) <= MAX_CATCH_UP_DAYS):
+        raise ConfigError(
+            f"CREDITS_CATCH_UP_DAYS must be a whole number of days from 0 to "
+            f"{MAX_CATCH_UP_DAYS}, got {values.get('CREDITS_CATCH_UP_DAYS')!r}"
+        )
+    return int(text)
 
 
 def _public_url(value, qstash):

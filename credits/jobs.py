@@ -47,6 +47,7 @@ class Job:
     next_chunk: str  # the statement answering the next chunk's last key and size
     count_keys: str  # the statement counting the keys a stripe has left
     key_at: str  # the statement answering the key at a position, where stripes split
+    catches_up: bool = False  # a new pass looks back past the last completed one
 
     def zero(self):
         return dict.fromkeys(self.counts, 0)
@@ -58,6 +59,7 @@ GRANT = Job(
     "next_subscription_chunk",
     "count_pass_subscriptions",
     "subscription_at",
+    catches_up=True,
 )
 EXPIRE = Job(
     "expire",
@@ -127,8 +129,10 @@ def parse_budget(text, settings):
 
 
 def grant(pool, settings, run_date, job_id=None, dry_run=False, budget=None, progress=None):
-    """Grant every subscription due for the month of run_date its credits, once.
+    """Grant every subscription due by run_date its credits, once per month.
 
+    A pass covers run_date's month up to run_date and, across the month's end, every due day
+    after the last completed pass within the catch-up window (CREDITS_CATCH_UP_DAYS).
     With a budget (seconds) the run stops starting chunks once it is spent and says so;
     without one it finishes the pass. progress(run_date, done, total) is told of each chunk.
     """
@@ -144,8 +148,11 @@ def grant(pool, settings, run_date, job_id=None, dry_run=False, budget=None, pro
 
     if dry_run:
         started = time.monotonic()
-        with connection(pool) as conn:
-            results = conn.execute(queries["count_due_subscriptions"], params).fetchone()
+        with connection(pool) as conn, conn.transaction():
+            catch_up_from = _catch_up_from(conn, settings, run_date)
+            results = conn.execute(
+                queries["count_due_subscriptions"], {**params, "catch_up_from": catch_up_from}
+            ).fetchone()
         run = JobRun(job_id, _elapsed_ms(started), results, run_date, dry_run=True)
     else:
 
@@ -154,14 +161,13 @@ def grant(pool, settings, run_date, job_id=None, dry_run=False, budget=None, pro
                 queries["grant_due_subscriptions"],
                 {**params, **chunk, "run_date": pass_date, "job_id": job_id},
             ).fetchone()
-            for missing in row.pop("missing_plans"):
+            for failure in row.pop("failures"):
                 logger.warning(
-                    "%s %d subscription(s) cannot be granted: plan %r does not exist "
-                    "(e.g. subscription %r)",
+                    "%s %d subscription(s) cannot be granted: %s (e.g. subscription %r)",
                     label,
-                    missing["subscriptions"],
-                    missing["plan_id"],
-                    missing["example"],
+                    failure["subscriptions"],
+                    failure["reason"],
+                    failure["example"],
                 )
             return row
 
@@ -210,34 +216,46 @@ def _run(pool, settings, job, job_id, label, run_date, work, budget, progress, c
     totals = None
     try:
         with connection(pool) as conn:
-            with conn.transaction():
-                conn.execute(
-                    queries["start_job_run"],
-                    {"job_id": job_id, "job": job.name, "run_date": run_date},
-                )
-            with _job_lock(conn, job, job_id):
-                earlier = conn.execute(
-                    queries["unfinished_job_passes"], {"job": job.name, "run_date": run_date}
-                ).fetchall()
-                for row in earlier:
-                    logger.info("%s Finishing the unfinished pass of %s", label, row["run_date"])
-                for pass_date in [row["run_date"] for row in earlier] + [run_date]:
-                    stripes = _work_pass(
-                        pool, conn, settings, job, pass_date, cutoff, work, tally, clock
-                    )
-                    complete = all(stripe["complete"] for stripe in stripes)
-                    if not complete:
-                        break
-                if pass_date == run_date:  # the response's totals are run_date's pass's
-                    totals = {
-                        name: sum(stripe["totals"][name] for stripe in stripes)
-                        for name in job.counts
-                    }
-                with conn.transaction():
+            try:
+                with clock.transaction(conn):
                     conn.execute(
-                        queries["finish_job_run"],
-                        {"job_id": job_id, "results": Jsonb(tally.results), "complete": complete},
+                        queries["start_job_run"],
+                        {"job_id": job_id, "job": job.name, "run_date": run_date},
                     )
+                with _job_lock(conn, clock, job, job_id):
+                    earlier = conn.execute(
+                        queries["unfinished_job_passes"], {"job": job.name, "run_date": run_date}
+                    ).fetchall()
+                    for row in earlier:
+                        logger.info(
+                            "%s Finishing the unfinished pass of %s", label, row["run_date"]
+                        )
+                    for pass_date in [row["run_date"] for row in earlier] + [run_date]:
+                        stripes = _work_pass(
+                            pool, conn, settings, job, pass_date, cutoff, work, tally, clock
+                        )
+                        complete = all(stripe["complete"] for stripe in stripes)
+                        if not complete:
+                            break
+                    if pass_date == run_date:  # the response's totals are run_date's pass's
+                        totals = {
+                            name: sum(stripe["totals"][name] for stripe in stripes)
+                            for name in job.counts
+                        }
+                    with clock.transaction(conn):
+                        conn.execute(
+                            queries["finish_job_run"],
+                            {
+                                "job_id": job_id,
+                                "results": Jsonb(tally.results),
+                                "complete": complete,
+                            },
+                        )
+            except Exception as exc:
+                # On the run's own connection: a second wait for one, during an outage, would
+                # double the time to answer 503.
+                _record_failure(conn, job_id, exc, tally.results)
+                raise
     except Exception as exc:
         elapsed = _elapsed_ms(started)
         logger.error(
@@ -254,7 +272,6 @@ def _run(pool, settings, job, job_id, label, run_date, work, budget, progress, c
                 results=tally.results,
             ),
         )
-        _record_failure(pool, job_id, exc, tally.results)
         raise
     return JobRun(job_id, _elapsed_ms(started), tally.results, run_date, False, complete, totals)
 
@@ -275,6 +292,18 @@ class _Budget:
 
     def chunk_took(self, seconds):
         self.last_chunk = seconds
+
+    @contextmanager
+    def transaction(self, conn):
+        """A transaction none of whose statements waits for a lock past the budget's end."""
+        with conn.transaction():
+            if self.seconds is not None:
+                left = self.seconds - (time.monotonic() - self.started)
+                # At least 1 ms: a lock_timeout of 0 means no limit at all.
+                conn.execute(
+                    queries["limit_lock_wait"], {"timeout": f"{max(1, left * 1000):.0f}ms"}
+                )
+            yield
 
 
 class _Tally:
@@ -302,9 +331,9 @@ class _Tally:
 
 
 @contextmanager
-def _job_lock(conn, job, job_id):
+def _job_lock(conn, clock, job, job_id):
     """Hold the job's lock for the run; any other run still marked running is abandoned."""
-    with conn.transaction():
+    with clock.transaction(conn):
         if not conn.execute(queries["lock_job"], {"job": job.name}).fetchone()["locked"]:
             raise JobAlreadyRunning(f"a {job.name} run is already in progress")
         conn.execute(queries["abandon_job_runs"], {"job": job.name, "job_id": job_id})
@@ -321,10 +350,10 @@ def _job_lock(conn, job, job_id):
 def _work_pass(pool, conn, settings, job, run_date, cutoff, work, tally, clock):
     """Work the pass's unfinished stripes side by side; answers where its stripes now stand."""
     pass_keys = {"job": job.name, "run_date": run_date}
-    stripes = _pass_stripes(conn, settings, job, run_date, cutoff)
+    stripes = _pass_stripes(conn, settings, job, run_date, cutoff, clock)
     unfinished = [stripe for stripe in stripes if not stripe["complete"]]
     if tally.progress:
-        with conn.transaction():
+        with clock.transaction(conn):
             keys = sum(
                 conn.execute(queries[job.count_keys], stripe).fetchone()["keys"]
                 for stripe in unfinished
@@ -341,17 +370,18 @@ def _work_pass(pool, conn, settings, job, run_date, cutoff, work, tally, clock):
         ]
     for future in futures:
         future.result()  # the first stripe's error, if any
-    with conn.transaction():
+    with clock.transaction(conn):
         return conn.execute(queries["find_job_pass"], pass_keys).fetchall()
 
 
-def _pass_stripes(conn, settings, job, run_date, cutoff):
+def _pass_stripes(conn, settings, job, run_date, cutoff, clock):
     """The pass's stripes: the unfinished pass's, or a new pass split into even key ranges."""
     pass_keys = {"job": job.name, "run_date": run_date}
-    with conn.transaction():
+    with clock.transaction(conn):
         stripes = conn.execute(queries["find_job_pass"], pass_keys).fetchall()
         if stripes and not all(stripe["complete"] for stripe in stripes):
             return stripes
+        catch_up_from = _catch_up_from(conn, settings, run_date) if job.catches_up else None
         everything = {"after_key": None, "upper_key": None}
         keys = conn.execute(queries[job.count_keys], everything).fetchone()["keys"]
         # No stripe smaller than a chunk: a small pass is one stripe.
@@ -366,6 +396,7 @@ def _pass_stripes(conn, settings, job, run_date, cutoff):
             {
                 **pass_keys,
                 "cutoff": cutoff,
+                "catch_up_from": catch_up_from,
                 "after_keys": [None, *bounds],
                 "upper_keys": [*bounds, None],
                 "totals": Jsonb(job.zero()),
@@ -373,17 +404,35 @@ def _pass_stripes(conn, settings, job, run_date, cutoff):
         ).fetchall()
 
 
+def _catch_up_from(conn, settings, run_date):
+    """The first due day before run_date's month that a new grant pass covers, or None."""
+    return conn.execute(
+        queries["find_catch_up_start"],
+        {"run_date": run_date, "catch_up_days": settings.catch_up_days},
+    ).fetchone()["catch_up_from"]
+
+
 def _work_stripe(pool, settings, job, run_date, stripe, work, tally, clock):
     """Do a stripe's chunks on a connection of its own until it is done or time is up."""
-    keys = {key: stripe[key] for key in ("after_key", "upper_key", "cutoff")}
+    keys = {key: stripe[key] for key in ("after_key", "upper_key", "cutoff", "catch_up_from")}
     totals = stripe["totals"]
     try:
         with connection(pool) as conn:
             while not (tally.failed.is_set() or clock.spent()):
                 chunk_started = time.monotonic()
-                counts, chunk, totals = _work_chunk(
-                    conn, settings, job, run_date, stripe["stripe"], keys, work, totals
-                )
+                try:
+                    counts, chunk, totals = _work_chunk(
+                        conn, settings, job, run_date, stripe["stripe"], keys, work, totals, clock
+                    )
+                except psycopg.errors.LockNotAvailable:
+                    # A lock held elsewhere outlasted the budget: the chunk rolled back whole,
+                    # its stripe stays where it was, and the next call does the chunk again.
+                    logger.warning(
+                        "A chunk of the %s run waited for a lock until its time budget was "
+                        "spent; the next call does it",
+                        job.name,
+                    )
+                    return
                 clock.chunk_took(time.monotonic() - chunk_started)
                 tally.add(counts, chunk["keys"])
                 if chunk["keys"] < settings.chunk_size:
@@ -394,11 +443,11 @@ def _work_stripe(pool, settings, job, run_date, stripe, work, tally, clock):
         raise
 
 
-def _work_chunk(conn, settings, job, run_date, stripe, keys, work, totals):
+def _work_chunk(conn, settings, job, run_date, stripe, keys, work, totals, clock):
     """One chunk and its stripe's move past it, in one transaction; an aborted one is retried."""
 
     def transaction():
-        with conn.transaction():
+        with clock.transaction(conn):
             chunk = conn.execute(
                 queries[job.next_chunk], {**keys, "chunk_size": settings.chunk_size}
             ).fetchone()
@@ -446,15 +495,15 @@ def _log_fields(job, job_id, event, **more):
     return {"event": event, "job": job, "job_id": str(job_id), **more}
 
 
-def _record_failure(pool, job_id, exc, results):
+def _record_failure(conn, job_id, exc, results):
     """Mark a run failed; when the database is gone the row cannot be written, only logged."""
     try:
-        with connection(pool) as conn, conn.transaction():
+        with conn.transaction():
             conn.execute(
                 queries["fail_job_run"],
                 {"job_id": job_id, "error": _reason(exc), "results": Jsonb(results)},
             )
-    except (DatabaseUnavailable, psycopg.Error) as err:
+    except psycopg.Error as err:
         logger.error("Could not record the failure of run %s: %s", job_id, err)
 
 

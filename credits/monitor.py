@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 
-from credits.db import DatabaseUnavailable, connection, queries
+from credits.db import DatabaseUnavailable, SchemaMissing, connection, queries
 from credits.jobs import EXPIRE, GRANT
 
 # The order the job routes answer their counts in; jsonb keeps its own order, so results read
@@ -18,7 +18,7 @@ def health(pool):
     try:
         with connection(pool) as conn:
             conn.execute(queries["check_database"]).fetchone()
-    except (DatabaseUnavailable, psycopg.Error):
+    except (DatabaseUnavailable, SchemaMissing, psycopg.Error):
         return {"status": "unavailable", "database": "unavailable"}, False
     return {"status": "ok", "database": "ok"}, True
 

@@ -146,7 +146,9 @@ def _make_database(server_url, name, role):
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     owner_url = make_conninfo(server_url, dbname=name)
-    db.open_pool(config.Settings.from_mapping({"DATABASE_URL": owner_url}), max_size=1).close()
+    pool = db.open_pool(config.Settings.from_mapping({"DATABASE_URL": owner_url}), max_size=1)
+    with pool:
+        db.prepare(pool)
     with psycopg.connect(owner_url, autocommit=True) as owner:
         owner.execute("SELECT set_config('credits.service_role', %s, false)", (role,))
         owner.execute(db.queries["roles"])

@@ -5,13 +5,14 @@
 -- Only active batches are touched and an active batch always holds credits, so each
 -- expired batch had credits to write off, and consumed credits are never expired.
 WITH due AS (
-    -- Locked, so a spend that commits first is seen and a later one waits.
+    -- Not locked again: the users' balances are, and every spend locks its user's balance
+    -- before the batches, so a spend that committed first is seen by this statement and a
+    -- later one waits for this transaction. (A batch lock cost a write per batch.)
     SELECT id, user_id, remaining
       FROM credits.batches
      WHERE status = 'active'
        AND expires_at <= %(cutoff)s
        AND user_id = ANY (%(users)s)
-       FOR UPDATE
 ),
 expired AS (
     -- By primary key from an array, a plan that stays right whatever the statistics say.

@@ -1,13 +1,18 @@
 -- grant_due_subscriptions: give every subscription of one chunk (ids after after_key up to
--- last_key) that is due for the month of run_date its batch, its grant ledger entry and its
--- raised balance, in one statement over the chunk's users.
+-- last_key) that is due by run_date (its month, and the month before from catch_up_from) its
+-- batch, its grant ledger entry and its raised balance, in one statement over the chunk's
+-- users. A subscription that cannot be granted (credits.due_grants' failure) is counted as
+-- failed and reported by reason, and blocks no other.
 -- The unique reference_id (one per subscription and month) with ON CONFLICT DO NOTHING is
--- what makes a second grant impossible, whatever retries or overlaps happen.
+-- what makes a second grant impossible, whatever retries or overlaps happen. The
+-- subscriptions recorded as granted that month are skipped without a look at the batches;
+-- the others try their insert, which finds a batch that exists (skipped) by itself.
 WITH due AS (
-    SELECT *
-      FROM credits.due_grants(%(run_date)s, %(eligible_statuses)s)
-     WHERE (%(after_key)s::text IS NULL OR subscription_id > %(after_key)s)
-       AND subscription_id <= %(last_key)s
+    -- Not already_granted: its probe of the batches is what the record saves.
+    SELECT subscription_id, user_id, grant_period, reference_id, monthly_credits,
+           period_start, expires_at, recorded, failure
+      FROM credits.due_grants(%(run_date)s, %(eligible_statuses)s, %(catch_up_from)s,
+                              %(after_key)s, %(last_key)s)
 ),
 granted AS (
     INSERT INTO credits.batches
@@ -15,7 +20,10 @@ granted AS (
     SELECT user_id, 'subscription', reference_id, grant_period,
            monthly_credits, monthly_credits, expires_at
       FROM due
-     WHERE NOT already_granted AND monthly_credits IS NOT NULL
+     WHERE NOT recorded AND failure IS NULL
+     -- In subscription order: batch ids follow it, and two statements racing outside the
+     -- job's lock meet on the reference index in the same order.
+     ORDER BY subscription_id, grant_period
     ON CONFLICT ON CONSTRAINT batches_reference_id_key DO NOTHING
     RETURNING id, user_id, amount, reference_id
 ),
@@ -41,22 +49,38 @@ ledger AS (
       JOIN raised r ON r.user_id = g.user_id
      ORDER BY g.id
 ),
-missing_plans AS (
-    SELECT plan_id, count(*) AS subscriptions, min(subscription_id) AS example
+recorded AS (
+    -- Every grantable one has its batch now, inserted or found: its latest month is recorded.
+    INSERT INTO credits.subscription_grants AS r (subscription_id, period_start)
+    SELECT subscription_id, max(period_start)
       FROM due
-     WHERE NOT already_granted AND monthly_credits IS NULL
-     GROUP BY plan_id
+     WHERE NOT recorded AND failure IS NULL
+     GROUP BY subscription_id
+    ON CONFLICT (subscription_id)
+    DO UPDATE SET period_start = excluded.period_start
+     WHERE r.period_start < excluded.period_start
+),
+failures AS (
+    -- A subscription granted before its plan went missing is skipped, not failed.
+    SELECT failure AS reason, count(*) AS subscriptions,
+           left(min(subscription_id), 100) AS example
+      FROM due
+     WHERE failure IS NOT NULL
+       AND NOT recorded
+       -- A probe each (a scalar subquery, never a join the planner may hash).
+       AND (SELECT b.id FROM credits.batches b WHERE b.reference_id = due.reference_id) IS NULL
+     GROUP BY failure
 ),
 counts AS (
     SELECT count(*) AS processed,
            (SELECT count(*) FROM granted) AS successful,
-           (SELECT coalesce(sum(subscriptions), 0) FROM missing_plans)::bigint AS failed
+           (SELECT coalesce(sum(subscriptions), 0) FROM failures)::bigint AS failed
       FROM due
 )
 SELECT processed,
        successful,
        processed - successful - failed AS skipped,
        failed,
-       (SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.plan_id), '[]') FROM missing_plans m)
-           AS missing_plans
+       (SELECT coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.reason), '[]')
+          FROM failures f) AS failures
   FROM counts

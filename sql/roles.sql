@@ -45,6 +45,10 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT ON credits.balances TO %I', service_role);
     EXECUTE format('GRANT UPDATE (balance, updated_at) ON credits.balances TO %I', service_role);
 
+    -- Each subscription's last granted month, the grant's shortcut: added, then moved on.
+    EXECUTE format('GRANT SELECT, INSERT ON credits.subscription_grants TO %I', service_role);
+    EXECUTE format('GRANT UPDATE (period_start) ON credits.subscription_grants TO %I', service_role);
+
     -- Runs: started, then marked succeeded, partial, failed or abandoned.
     EXECUTE format('GRANT SELECT, INSERT ON credits.job_runs TO %I', service_role);
     EXECUTE format(
@@ -61,7 +65,7 @@ BEGIN
     -- The grant rules. Functions are executable by PUBLIC unless the DBA revoked that.
     EXECUTE format(
         'GRANT EXECUTE ON FUNCTION credits.due_day(timestamptz, date), '
-        'credits.due_grants(date, text[]) TO %I',
+        'credits.due_grants(date, text[], date, text, text) TO %I',
         service_role
     );
 

@@ -94,6 +94,16 @@ CREATE TABLE IF NOT EXISTS credits.balances (
     updated_at timestamptz NOT NULL DEFAULT now()
 ) WITH (fillfactor = 70);
 
+-- Each subscription's last granted month (the first day of the latest month it has a batch
+-- for), written by the statement that grants the batch. Only a shortcut: a run skips the
+-- subscriptions recorded as granted this month without probing batches_reference_id_key
+-- for each; the unique reference_id stays what makes a second grant impossible. Room in each
+-- page lets the monthly change be a HOT update.
+CREATE TABLE IF NOT EXISTS credits.subscription_grants (
+    subscription_id text PRIMARY KEY,
+    period_start    date NOT NULL
+) WITH (fillfactor = 70);
+
 -- One row per run of a job: what it did, or why it failed.
 CREATE TABLE IF NOT EXISTS credits.job_runs (
     id          uuid PRIMARY KEY,
@@ -126,6 +136,9 @@ CREATE TABLE IF NOT EXISTS credits.job_progress (
     run_date   date NOT NULL,
     stripe     integer NOT NULL,
     cutoff     timestamptz NOT NULL,  -- expire: the pass expires batches due by this time
+    -- grant: the first due day of the month before run_date's that the pass covers (the day
+    -- after the last completed pass, within the catch-up window); NULL: run_date's month only
+    catch_up_from date NULL,
     after_key  text NULL,             -- the last key done, or the stripe's lower bound
     upper_key  text NULL,             -- the stripe's last key; NULL: to the end
     totals     jsonb NOT NULL,
@@ -135,8 +148,8 @@ CREATE TABLE IF NOT EXISTS credits.job_progress (
     PRIMARY KEY (job, run_date, stripe)
 );
 
--- Databases made by the first release: a ledger foreign key, an index no statement uses any
--- more, full balance pages, and fewer run statuses. Each change is made only when needed, so
+-- Databases made by earlier releases: a ledger foreign key, an index no statement uses any
+-- more, full balance pages, fewer run statuses, and passes without a catch-up. Each change is made only when needed, so
 -- applying the schema to an up-to-date database takes no lock that could stop a running job.
 DO $$
 BEGIN
@@ -160,6 +173,11 @@ BEGIN
         ALTER TABLE credits.job_runs ADD CONSTRAINT job_runs_status_check
             CHECK (status IN ('running', 'succeeded', 'partial', 'failed', 'abandoned'));
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                    WHERE attrelid = 'credits.job_progress'::regclass
+                      AND attname = 'catch_up_from' AND NOT attisdropped) THEN
+        ALTER TABLE credits.job_progress ADD COLUMN catch_up_from date NULL;
+    END IF;
 END
 $$;
 
@@ -175,11 +193,26 @@ AS $$
     )
 $$;
 
--- Every subscription due a grant for the month of run_date, with what it would be granted.
--- Due: an eligible status, started on or before run_date, run_date has reached the due day,
--- and not ended at or before the due day (00:00 UTC). monthly_credits is NULL when the
--- subscription's plan is missing; already_granted is true when its batch exists.
-CREATE OR REPLACE FUNCTION credits.due_grants(run_date date, eligible_statuses text[])
+-- The grant rules of earlier releases, by their old signatures.
+DROP FUNCTION IF EXISTS credits.due_grants(date, text[]);
+DROP FUNCTION IF EXISTS credits.due_grants(date, text[], date);
+
+-- Every subscription due a grant by run_date, with what it would be granted, in the month of
+-- run_date and, for a pass that catches up after the last completed one, in the month before.
+-- Due in a month: an eligible status, started on or before its due day, the due day has come
+-- by run_date (and, in the month before run_date's, is on or after catch_up_from: NULL means
+-- run_date's month only), and not ended at or before the due day (00:00 UTC).
+-- recorded is true when credits.subscription_grants says the month was granted (false says
+-- nothing); already_granted is true when its batch exists. failure says why a due
+-- subscription cannot be granted (NULL: it can): an id is missing or too long for the
+-- indexes (1,000 bytes at most: an index entry holds about 2,700, and the reference adds the
+-- period to the id), its plan is missing, or its expiry is past the last day a timestamptz
+-- holds.
+-- Only subscriptions with ids after after_key up to last_key are looked at (NULL: no bound),
+-- and only their records, so the join of the two is a chunk's.
+CREATE OR REPLACE FUNCTION credits.due_grants(
+    run_date date, eligible_statuses text[], catch_up_from date, after_key text, last_key text
+)
 RETURNS TABLE (
     subscription_id text,
     user_id         text,
@@ -187,8 +220,11 @@ RETURNS TABLE (
     grant_period    text,
     reference_id    text,
     monthly_credits integer,
+    period_start    date,
     expires_at      timestamptz,
-    already_granted boolean
+    recorded        boolean,
+    already_granted boolean,
+    failure         text
 )
 LANGUAGE sql STABLE
 AS $$
@@ -198,18 +234,56 @@ AS $$
            period.grant_period,
            ref.reference_id,
            p.monthly_credits,
-           (due.due_day + p.validity_days)::timestamp AT TIME ZONE 'UTC',
-           EXISTS (SELECT 1 FROM credits.batches b WHERE b.reference_id = ref.reference_id)
-      FROM credits.subscriptions s
-     CROSS JOIN (SELECT to_char(run_date::timestamp, 'YYYY-MM') AS grant_period,
-                        run_date - (extract(day FROM run_date)::integer - 1) AS period_start) period
+           period.period_start,
+           CASE WHEN fault.failure IS NULL
+                THEN (due.due_day + p.validity_days)::timestamp AT TIME ZONE 'UTC' END,
+           recorded.recorded,
+           recorded.recorded
+               OR EXISTS (SELECT 1 FROM credits.batches b WHERE b.reference_id = ref.reference_id),
+           fault.failure
+      -- The chunk's subscriptions and their records, matched by one hash or merge of the two
+      -- ranges (a full join has no per-row probe plan), whatever the statistics say.
+      FROM (SELECT s.*, r.period_start AS recorded_start
+              FROM (SELECT *
+                      FROM credits.subscriptions
+                     WHERE (after_key IS NULL OR id > after_key)
+                       AND (last_key IS NULL OR id <= last_key)) s
+              FULL JOIN (SELECT *
+                           FROM credits.subscription_grants
+                          WHERE (after_key IS NULL OR subscription_id > after_key)
+                            AND (last_key IS NULL OR subscription_id <= last_key)) r
+                ON r.subscription_id = s.id
+            OFFSET 0) s
+     CROSS JOIN (SELECT date_trunc('month', run_date::timestamp)::date AS own_start) own
+     -- run_date's month, and the month before it when the catch-up reaches into it
+     -- (CREDITS_CATCH_UP_DAYS is at most 28, so it never reaches further).
+     CROSS JOIN LATERAL (SELECT start::date AS period_start,
+                                to_char(start, 'YYYY-MM') AS grant_period
+                           FROM (VALUES (own.own_start::timestamp),
+                                        (own.own_start - interval '1 month')) AS m (start)
+                          WHERE start = own.own_start OR catch_up_from < own.own_start) period
      CROSS JOIN LATERAL (SELECT credits.due_day(s.started_at, period.period_start) AS due_day) due
      CROSS JOIN LATERAL (SELECT 'subscription:' || s.id || ':' || period.grant_period
                                 AS reference_id) ref
       LEFT JOIN credits.plans p ON p.plan_id = s.plan_id
-     WHERE s.status = ANY (eligible_statuses)
-       AND (s.started_at AT TIME ZONE 'UTC')::date <= run_date
+     CROSS JOIN LATERAL (SELECT coalesce(s.recorded_start = period.period_start, false)
+                                AS recorded) recorded
+     CROSS JOIN LATERAL (
+         SELECT CASE
+                WHEN s.user_id IS NULL THEN 'it has no user id'
+                WHEN octet_length(s.id) > 1000 OR octet_length(s.user_id) > 1000
+                    THEN 'its id or user id is longer than 1000 bytes'
+                WHEN p.plan_id IS NULL
+                    THEN 'plan ' || quote_nullable(left(s.plan_id, 100)) || ' does not exist'
+                WHEN p.validity_days > date '294276-12-31' - due.due_day
+                    THEN 'plan ' || quote_literal(left(p.plan_id, 100)) || ' has validity_days '
+                         || p.validity_days || ', which puts the expiry out of range'
+                END AS failure) fault
+     WHERE s.id IS NOT NULL
+       AND s.status = ANY (eligible_statuses)
+       AND (s.started_at AT TIME ZONE 'UTC')::date <= due.due_day
        AND due.due_day <= run_date
+       AND (period.period_start = own.own_start OR due.due_day >= catch_up_from)
        AND (s.ends_at IS NULL OR s.ends_at > due.due_day::timestamp AT TIME ZONE 'UTC')
 $$;
 

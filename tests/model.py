@@ -49,29 +49,50 @@ class Credits:
     """Plans, subscriptions, batches and the ledger, changed only by the rules below."""
 
     eligible_statuses: tuple = ("active",)
+    catch_up_days: int = 7
+    last_pass: date | None = None  # the latest run date of a completed grant
     plans: dict = field(default_factory=dict)  # plan_id -> (monthly_credits, validity_days)
     subscriptions: dict = field(default_factory=dict)  # id -> Subscription
     batches: dict = field(default_factory=dict)  # reference_id -> Batch
     ledger: list = field(default_factory=list)  # (user_id, type, amount, batch ref, reference)
 
+    def catch_up_from(self, run_date):
+        """The first due day before run_date's month a grant covers, or None (its month only).
+
+        The day after the last completed grant, at most catch_up_days before run_date; None
+        when no grant was completed before, or the last one was on or after run_date.
+        """
+        if self.last_pass is None or self.last_pass >= run_date:
+            return None
+        return max(self.last_pass + timedelta(1), run_date - timedelta(self.catch_up_days))
+
     def due(self, run_date):
-        """Each subscription due for the month of run_date: (id, subscription, due day)."""
+        """Each grant due by run_date: (id, subscription, due day).
+
+        In run_date's month up to run_date, and in the month before from catch_up_from on,
+        when the subscription's status is eligible, it started on or before its due day, and
+        it had not ended by then.
+        """
+        catch_up_from = self.catch_up_from(run_date)
+        own = run_date.replace(day=1)
+        before = (own - timedelta(1)).replace(day=1)
         for sub_id, sub in sorted(self.subscriptions.items()):
-            day = due_day(sub.started_at, run_date.year, run_date.month)
-            if (
-                sub.status in self.eligible_statuses
-                and sub.started_at.astimezone(timezone.utc).date() <= run_date
-                and day <= run_date
-                and (sub.ends_at is None or sub.ends_at > midnight(day))
-            ):
-                yield sub_id, sub, day
+            for month in (before, own):
+                day = due_day(sub.started_at, month.year, month.month)
+                if (
+                    (month == own or (catch_up_from is not None and day >= catch_up_from))
+                    and sub.status in self.eligible_statuses
+                    and sub.started_at.astimezone(timezone.utc).date() <= day <= run_date
+                    and (sub.ends_at is None or sub.ends_at > midnight(day))
+                ):
+                    yield sub_id, sub, day
 
     def grant(self, run_date, dry_run=False):
         """Once per subscription and month: the plan's credits, expiring validity days on."""
         results = {"processed": 0, "successful": 0, "skipped": 0, "failed": 0}
         for sub_id, sub, day in self.due(run_date):
             results["processed"] += 1
-            reference_id = f"subscription:{sub_id}:{run_date:%Y-%m}"
+            reference_id = f"subscription:{sub_id}:{day:%Y-%m}"
             if reference_id in self.batches:
                 results["skipped"] += 1
             elif sub.plan_id not in self.plans:
@@ -84,6 +105,8 @@ class Credits:
                     batch = Batch(sub.user_id, reference_id, credits, expires_at)
                     self.batches[reference_id] = batch
                     self.ledger.append((sub.user_id, "grant", credits, reference_id, reference_id))
+        if not dry_run:
+            self.last_pass = max(self.last_pass or run_date, run_date)
         return results
 
     def consume(self, user_id, amount, reference_id, at):

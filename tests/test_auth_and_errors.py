@@ -126,6 +126,10 @@ def test_local_run_uses_cron_secret_when_set(tmp_path):
         ("CREDITS_TIME_BUDGET", "-8"),
         ("CREDITS_TIME_BUDGET", "271"),  # leaves no margin before the 300 s worker timeout
         ("GUNICORN_TIMEOUT", "30"),
+        ("CREDITS_CATCH_UP_DAYS", "29"),  # would reach back past the previous month
+        ("CREDITS_CATCH_UP_DAYS", "-1"),
+        ("CREDITS_CATCH_UP_DAYS", "7.5"),
+        ("CREDITS_CATCH_UP_DAYS", "\uff17"),  # a full-width 7
     ],
 )
 def test_bad_settings_are_a_startup_error(test_config, name, value):

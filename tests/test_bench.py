@@ -2,7 +2,7 @@
 
 from click.testing import CliRunner
 
-from bench.run import BEGIN, END, main
+from bench.run import BEGIN, END, GROWTH_BEGIN, GROWTH_END, main
 
 
 def test_benchmark_runs_and_writes_its_report(server_url, tmp_path, monkeypatch):
@@ -45,3 +45,22 @@ def test_benchmark_runs_and_writes_its_report(server_url, tmp_path, monkeypatch)
     calls = int(budgeted.split(": ")[1].split(" calls")[0])
     assert calls > 1
     assert '"successful": 300' in budgeted
+
+
+def test_growth_run_writes_its_own_section(server_url, tmp_path):
+    report = tmp_path / "PERFORMANCE.md"
+    report.write_text(f"{BEGIN}\nkept\n{END}\n{GROWTH_BEGIN}\nold\n{GROWTH_END}\n")
+
+    result = CliRunner().invoke(
+        main,
+        ["--server", server_url, "--subscriptions", "300", "--growth", "--spends", "10"]
+        + ["--write", str(report)],
+    )
+
+    assert result.exit_code == 0, result.output
+    text = report.read_text()
+    assert "kept" in text and "old" not in text
+    assert "| 1 month |" in text and "| 24 months |" in text
+    assert "steady-state day, 24 months <= 1.2 x 1 month" in text
+    # 24 monthly batches of every subscription are in the history, all expired.
+    assert "| batches | table |" in text

@@ -74,6 +74,7 @@ def test_uniqueness_alone_stops_a_double_grant_without_the_job_lock(
     params = {
         "run_date": jobs.parse_run_date("2026-03-15"),
         "eligible_statuses": ["active"],
+        "catch_up_from": None,
         "job_id": uuid.uuid4(),
         "after_key": None,
         "last_key": sql_run("SELECT max(id) AS id FROM credits.subscriptions")[0]["id"],
@@ -257,10 +258,21 @@ def test_database_down_answers_503_and_the_service_recovers(
         assert time.monotonic() < deadline, "the service did not recover"
 
 
-def test_service_with_an_unreachable_database_refuses_to_start():
+def test_service_with_an_unreachable_database_starts_and_answers_503():
     unreachable = "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"
-    with pytest.raises(db.DatabaseUnavailable):
-        create_app({"DATABASE_URL": unreachable, "CRON_SECRET": SECRET, "CREDITS_DB_TIMEOUT": "1"})
+    app = create_app(
+        {"DATABASE_URL": unreachable, "CRON_SECRET": SECRET, "CREDITS_DB_TIMEOUT": "1"}
+    )
+    try:
+        client = app.test_client()
+        assert client.get("/healthz").status_code == 503
+        response = client.get(
+            "/api/jobs/credits/grant", headers={"Authorization": f"Bearer {SECRET}"}
+        )
+        assert response.status_code == 503
+        assert response.get_json()["error"] == "database unavailable"
+    finally:
+        app.extensions["credits"]["pool"].close()
 
 
 def test_schema_applies_again_and_from_several_workers_at_once(server_url):
@@ -270,11 +282,15 @@ def test_schema_applies_again_and_from_several_workers_at_once(server_url):
     url = make_conninfo(server_url, dbname=name)
     settings = config.Settings.from_mapping({"DATABASE_URL": url})
     try:
-        outcomes = run_together(4, lambda i: db.open_pool(settings, max_size=1))
-        for pool in outcomes:
-            assert not isinstance(pool, Exception), pool
-            pool.close()
-        db.open_pool(settings, max_size=1).close()  # and once more, on the finished schema
+        pools = [db.open_pool(settings, max_size=1) for _ in range(5)]
+        try:
+            outcomes = run_together(4, lambda i: db.prepare(pools[i]))
+            for outcome in outcomes:
+                assert not isinstance(outcome, Exception), outcome
+            db.prepare(pools[4])  # and once more, on the finished schema
+        finally:
+            for pool in pools:
+                pool.close()
         with psycopg.connect(url) as conn:
             tables = conn.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'credits' ORDER BY 1"
@@ -289,6 +305,7 @@ def test_schema_applies_again_and_from_several_workers_at_once(server_url):
             "plans",
             "registration",
             "services",
+            "subscription_grants",
             "subscriptions",
             "transactions",
         ]
@@ -331,7 +348,14 @@ def alice_expired(pool, settings, add_plan, subscribe):
 def test_schema_applies_while_the_tables_are_in_use(database_url):
     """A worker starting (it applies the schema) during a run waits on no lock a run holds."""
     with psycopg.connect(database_url) as busy:
-        for table in ("batches", "transactions", "balances", "job_runs", "job_progress"):
+        for table in (
+            "batches",
+            "transactions",
+            "balances",
+            "job_runs",
+            "job_progress",
+            "subscription_grants",
+        ):
             busy.execute(f"LOCK TABLE credits.{table} IN ROW EXCLUSIVE MODE")
         with psycopg.connect(database_url) as starting:
             starting.execute("SET lock_timeout = '2s'")

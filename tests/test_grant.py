@@ -1,5 +1,7 @@
 """The grant job over HTTP: who is due, what they get, exactly once."""
 
+import base64
+import os
 import re
 import uuid
 from datetime import date, datetime, timedelta, timezone
@@ -371,3 +373,160 @@ def test_subscriptions_may_be_a_view_over_the_host_apps_table(make_app, sql_run,
     body = grant(app.test_client(), auth, "2026-03-15")
     assert body["results"] == {"processed": 1, "successful": 1, "skipped": 0, "failed": 0}
     assert batches(sql_run, "alice")[0]["reference_id"] == "subscription:1:2026-03"
+
+
+def periods(sql_run, user_id):
+    return sorted(b["grant_period"] for b in batches(sql_run, user_id))
+
+
+def test_a_missed_month_end_is_caught_up_the_next_month(client, auth, sql_run, add_plan, subscribe):
+    add_plan("pro", 100, 30)
+    subscribe("s1", "alice", "pro", "2024-01-31")
+    grant(client, auth, "2024-01-30")  # the call of the 31st never came
+    body = grant(client, auth, "2024-02-01")
+    assert body["results"] == {"processed": 1, "successful": 1, "skipped": 0, "failed": 0}
+    [batch] = batches(sql_run, "alice")
+    assert batch["reference_id"] == "subscription:s1:2024-01"
+    # Due on 31 January: it expires 30 days from then, as if granted that day.
+    assert batch["expires_at"] == datetime(2024, 3, 1, tzinfo=timezone.utc)
+    assert balance(sql_run, "alice") == 100
+
+
+def test_an_outage_across_a_month_end_loses_nothing_and_grants_nothing_twice(
+    client, auth, sql_run, add_plan, subscribe
+):
+    add_plan("pro", 100, 30)
+    for day in (29, 30, 31):
+        subscribe(f"jan-{day}", f"user-{day}", "pro", f"2024-01-{day}")
+    for day in (1, 2, 3):
+        subscribe(f"dec-{day}", f"user-{day}", "pro", f"2023-12-{day:02d}")
+    grant(client, auth, "2024-01-29")  # then no call from the 30th to the 2nd
+    body = grant(client, auth, "2024-02-03")
+    # Due since the 29th's run: 30 and 31 January, 1, 2 and 3 February.
+    assert body["results"] == {"processed": 5, "successful": 5, "skipped": 0, "failed": 0}
+    assert grant(client, auth, "2024-02-04")["results"]["successful"] == 0
+    assert {u: periods(sql_run, f"user-{u}") for u in (29, 30, 31, 1, 2, 3)} == {
+        29: ["2024-01"],
+        30: ["2024-01"],
+        31: ["2024-01"],
+        1: ["2024-01", "2024-02"],
+        2: ["2024-01", "2024-02"],
+        3: ["2024-01", "2024-02"],
+    }
+    assert sql_run("SELECT count(*) AS n FROM credits.transactions")[0]["n"] == 9
+
+
+def test_a_first_deployment_grants_no_month_before_it(client, auth, sql_run, add_plan, subscribe):
+    add_plan("pro", 100, 30)
+    subscribe("s1", "alice", "pro", "2023-12-31")
+    body = grant(client, auth, "2024-02-01")  # no grant ever completed before
+    assert body["results"] == {"processed": 0, "successful": 0, "skipped": 0, "failed": 0}
+    assert batches(sql_run, "alice") == []
+
+
+def test_an_outage_longer_than_the_catch_up_window_is_caught_up_within_it(
+    make_app, auth, sql_run, add_plan, subscribe
+):
+    add_plan("pro", 100, 30)
+    subscribe("s1", "alice", "pro", "2024-01-28")
+    subscribe("s2", "bob", "pro", "2024-01-31")
+    client = make_app(CREDITS_CATCH_UP_DAYS="3").test_client()
+    grant(client, auth, "2024-01-27")
+    grant(client, auth, "2024-02-02")  # looks back 3 days: to 30 January
+    assert periods(sql_run, "alice") == [] and periods(sql_run, "bob") == ["2024-01"]
+
+
+def test_a_back_fill_before_the_last_run_covers_its_own_month_only(
+    make_app, auth, sql_run, add_plan, subscribe
+):
+    add_plan("pro", 100, 30)
+    subscribe("s1", "alice", "pro", "2024-01-31")
+    client = make_app(CREDITS_CATCH_UP_DAYS="3").test_client()
+    grant(client, auth, "2024-01-27")
+    grant(client, auth, "2024-02-10")  # too late to catch up 31 January
+    body = grant(client, auth, "2024-02-01")  # a back-fill: February only
+    assert body["results"]["processed"] == 0
+    assert periods(sql_run, "alice") == []
+
+
+def test_no_catch_up_window_grants_each_run_its_own_month_only(
+    make_app, auth, sql_run, add_plan, subscribe
+):
+    add_plan("pro", 100, 30)
+    subscribe("s1", "alice", "pro", "2024-01-31")
+    client = make_app(CREDITS_CATCH_UP_DAYS="0").test_client()
+    grant(client, auth, "2024-01-30")
+    assert grant(client, auth, "2024-02-01")["results"]["processed"] == 0
+
+
+def test_dry_run_after_a_missed_month_end_says_what_the_run_does(
+    client, auth, sql_run, add_plan, subscribe
+):
+    add_plan("pro", 100, 30)
+    subscribe("s1", "alice", "pro", "2024-01-31")
+    grant(client, auth, "2024-01-30")
+    dry = grant(client, auth, "2024-02-01", dryRun="true")
+    assert dry["results"] == {"processed": 1, "successful": 1, "skipped": 0, "failed": 0}
+    assert grant(client, auth, "2024-02-01")["results"] == dry["results"]
+
+
+def test_a_plan_whose_expiry_is_out_of_range_fails_its_subscriptions_only(
+    client, auth, sql_run, add_plan, subscribe, caplog
+):
+    add_plan("pro", 100, 30)
+    add_plan("endless", 100, 2147483647)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    subscribe("s2", "bob", "endless", "2026-01-10")
+    subscribe("s3", "carol", "pro", "2026-01-10")
+    expected = {"processed": 3, "successful": 2, "skipped": 0, "failed": 1}
+    assert grant(client, auth, "2026-03-15", dryRun="true")["results"] == expected
+    assert grant(client, auth, "2026-03-15")["results"] == expected
+    assert [b["user_id"] for b in batches(sql_run)] == ["alice", "carol"]
+    assert (
+        "1 subscription(s) cannot be granted: plan 'endless' has validity_days 2147483647, "
+        "which puts the expiry out of range (e.g. subscription 's2')" in caplog.text
+    )
+
+
+@pytest.mark.parametrize("too_long", ["user_id", "id"])
+def test_an_id_too_long_for_the_indexes_fails_that_subscription_only(
+    client, auth, sql_run, add_plan, subscribe, caplog, too_long
+):
+    # Random, so the index cannot compress it below its 2,700-byte limit.
+    long_id = base64.b64encode(os.urandom(3000)).decode()
+    add_plan("pro", 100, 30)
+    if too_long == "id":  # a host's table (or view) need not index its ids
+        sql_run("ALTER TABLE credits.subscriptions DROP CONSTRAINT subscriptions_pkey")
+    for n in range(1, 6):
+        user_id = long_id if too_long == "user_id" and n == 3 else f"user-{n}"
+        subscribe(long_id if too_long == "id" and n == 3 else f"s{n}", user_id, "pro", "2026-01-10")
+    expected = {"processed": 5, "successful": 4, "skipped": 0, "failed": 1}
+    assert grant(client, auth, "2026-03-15", dryRun="true")["results"] == expected
+    assert grant(client, auth, "2026-03-15")["results"] == expected
+    assert sorted(b["user_id"] for b in batches(sql_run)) == [
+        "user-1",
+        "user-2",
+        "user-4",
+        "user-5",
+    ]
+    assert "its id or user id is longer than 1000 bytes" in caplog.text
+    assert long_id not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "column, reason", [("user_id", "it has no user id"), ("plan_id", "plan NULL does not exist")]
+)
+def test_a_subscription_missing_a_value_fails_alone(
+    client, auth, sql_run, add_plan, subscribe, caplog, column, reason
+):
+    # A host's view may hand over NULLs its table would refuse.
+    sql_run(f"ALTER TABLE credits.subscriptions ALTER {column} DROP NOT NULL")
+    add_plan("pro", 100, 30)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    subscribe("s2", "bob", "pro", "2026-01-10")
+    sql_run(f"UPDATE credits.subscriptions SET {column} = NULL WHERE id = 's2'")
+    expected = {"processed": 2, "successful": 1, "skipped": 0, "failed": 1}
+    assert grant(client, auth, "2026-03-15", dryRun="true")["results"] == expected
+    assert grant(client, auth, "2026-03-15")["results"] == expected
+    assert [b["user_id"] for b in batches(sql_run)] == ["alice"]
+    assert f"cannot be granted: {reason} (e.g. subscription 's2')" in caplog.text

@@ -83,8 +83,9 @@ class CreditsMachine(RuleBasedStateMachine):
         self.pool, self.settings, self.client, self.sql = pool, service_settings, client, sql_run
         self.sql(
             "TRUNCATE credits.transactions, credits.batches, credits.balances, credits.job_runs, "
-            "credits.job_progress, credits.subscriptions, credits.plans, credits.packages, "
-            "credits.services, credits.registration, credits.limits RESTART IDENTITY"
+            "credits.job_progress, credits.subscription_grants, credits.subscriptions, "
+            "credits.plans, credits.packages, credits.services, credits.registration, "
+            "credits.limits RESTART IDENTITY"
         )
         for package_id, (credits, bonus, validity_days) in PACKAGES.items():
             self.sql(
@@ -94,7 +95,10 @@ class CreditsMachine(RuleBasedStateMachine):
         self.sql("INSERT INTO credits.services VALUES ('chat', %s)", (CHAT_COST,))
         self.sql("INSERT INTO credits.registration VALUES (true, %s, %s)", REGISTRATION)
         self.max_balance = None
-        self.model = Credits(eligible_statuses=tuple(service_settings.eligible_statuses))
+        self.model = Credits(
+            eligible_statuses=tuple(service_settings.eligible_statuses),
+            catch_up_days=service_settings.catch_up_days,
+        )
         self.runs = Counter()
         self.last_run_date = self.last_expiry = None
         figures["sequences"] += 1
@@ -182,6 +186,12 @@ class CreditsMachine(RuleBasedStateMachine):
     def grant_for_a_day(self, run_date):
         """The daily run, the most common step (the rule above also covers dry runs and HTTP)."""
         self.grant(run_date, dry_run=False, over_http=False)
+
+    @precondition(lambda self: self.last_run_date is not None)
+    @rule(days=st.integers(1, 10))
+    def grant_days_later(self, days):
+        """The next daily run, after days missed by an outage (often across a month's end)."""
+        self.grant(self.last_run_date + timedelta(days), dry_run=False, over_http=False)
 
     @precondition(lambda self: self.last_run_date is not None)
     @rule()

