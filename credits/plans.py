@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from credits.db import connection, queries
 
 # A grant's expiry must stay a date PostgreSQL can compute: 100 years is the most allowed
-# (the schema's checks say the same for new tables).
+# (the schema's checks say the same for packs and the sign-up bonus).
 MAX_VALIDITY_DAYS = 36500
 MAX_ID_LENGTH = 200
 SOURCES = ("registration", "packages", "services", "limits")

@@ -13,8 +13,7 @@ CREATE SCHEMA IF NOT EXISTS credits;
 CREATE TABLE IF NOT EXISTS credits.plans (
     plan_id         text PRIMARY KEY,
     monthly_credits integer NOT NULL CHECK (monthly_credits > 0),
-    -- At most 100 years: a later date is out of the range a grant can compute.
-    validity_days   integer NULL CHECK (validity_days BETWEEN 1 AND 36500)
+    validity_days   integer NULL CHECK (validity_days > 0)
 );
 
 -- Input, written by the host app (or replaced by a view with the same columns).
@@ -389,10 +388,12 @@ BEGIN
     IF to_regclass('credits.transactions_user_id_id_idx') IS NULL THEN
         CREATE INDEX transactions_user_id_id_idx ON credits.transactions (user_id, id);
     END IF;
-    -- The account finds one user's subscriptions (unless the host app made them a view).
+    -- The account finds one user's subscriptions (unless the host app made them a view). Only
+    -- user ids an index entry can hold: the host may write longer ones (the grant fails them).
     IF to_regclass('credits.subscriptions_user_id_idx') IS NULL
        AND (SELECT relkind FROM pg_class WHERE oid = 'credits.subscriptions'::regclass) = 'r' THEN
-        CREATE INDEX subscriptions_user_id_idx ON credits.subscriptions (user_id);
+        CREATE INDEX subscriptions_user_id_idx ON credits.subscriptions (user_id)
+            WHERE octet_length(user_id) <= 800;
     END IF;
 END
 $$;
@@ -1023,6 +1024,7 @@ BEGIN
                        AS period_start
                   FROM generate_series(0, 2) n) month
          WHERE s.user_id = account_at.user_id AND s.status = ANY (eligible_statuses)
+           AND octet_length(s.user_id) <= 800  -- user_id is at most 200 characters
     ),
     next_grant AS (
         SELECT d.due_day, sum(d.monthly_credits) AS amount
