@@ -273,4 +273,5 @@ def test_clients_dribbling_a_request_head_do_not_stop_healthz(database_url):
     assert status == 200 and waited < deadline + 3
     assert all(record["answer"] == b"" for record in records), records
     assert all("closed_after" in record for record in records), records
+    assert "Socket error processing request. (TimeoutError)" in output
     assert SECRET not in output and "token=" not in output
