@@ -112,6 +112,16 @@ class Worker(gthread.ThreadWorker):
         conn.start_request()
         return super().handle(conn)
 
+    def handle_request(self, req, conn):
+        """Answer a request, then stop its clock: gunicorn bounds the drain of a body left unread.
+
+        Past the deadline, that drain would fail, and the answer be cut off by a hard close.
+        """
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            conn.deadline = math.inf
+
 
 class RedactingFilter(logging.Filter):
     """Keeps the request line, query string and header values out of gunicorn's error log.
