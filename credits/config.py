@@ -470,7 +470,7 @@ def worker_timeout(values: Mapping[str, str]) -> int:
     return timeout
 
 
-def cron_secrets(settings):
+def cron_secrets(settings: Settings) -> tuple[str, ...]:
     """The bearer secrets the job routes accept (one, or two while rotating); fails closed.
 
     CRON_SECRET is one secret, exactly what Vercel Cron sends; CRON_SECRET_NEXT holds the new
@@ -499,7 +499,7 @@ def cron_secrets(settings):
     return accepted
 
 
-def _local_secret(path):
+def _local_secret(path: Path) -> str | None:
     """Read the local secret, creating it once; several workers may race to create it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():

@@ -1,15 +1,20 @@
 """Plans: what each subscription plan grants, loaded by operators from a TOML file."""
 
 import tomllib
+from pathlib import Path
+from typing import Any
 
-from credits.db import connection, queries
+from credits.db import Pool, connection, queries
+
+# A plan as the upsert_plan statement takes it.
+Plan = dict[str, Any]
 
 
 class PlanFileError(ValueError):
     """The plans file cannot be loaded; nothing was written."""
 
 
-def read_plans(path):
+def read_plans(path: str | Path) -> list[Plan]:
     """Read and check `[plans.<plan_id>]` tables from a TOML file."""
     try:
         with open(path, "rb") as f:
@@ -30,7 +35,7 @@ def read_plans(path):
     return [_plan(plan_id, fields) for plan_id, fields in tables.items()]
 
 
-def load_plans(pool, path):
+def load_plans(pool: Pool, path: str | Path) -> list[Plan]:
     """Create or update every plan in the file, all or none; plans not in it are kept."""
     plans = read_plans(path)
     with connection(pool) as conn, conn.transaction():
@@ -39,7 +44,7 @@ def load_plans(pool, path):
     return plans
 
 
-def _plan(plan_id, fields):
+def _plan(plan_id: str, fields: object) -> Plan:
     """One plan's row, or a PlanFileError that names the plan and the field."""
     if not isinstance(fields, dict):
         raise PlanFileError(f"plan {plan_id!r} must be a table of fields")
@@ -61,6 +66,7 @@ def _plan(plan_id, fields):
     }
 
 
-def _positive_int(value):
-    # int4 columns: a larger number would fail in the database instead of here.
+def _positive_int(value: object) -> bool:
+    """True for a whole number that fits the int4 columns, bools aside."""
+    # A larger number would fail in the database instead of here.
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31
