@@ -1,4 +1,5 @@
-"""Load run: gunicorn with several workers, concurrent grant and expire triggers, parallel spending.
+"""Load run: gunicorn with several workers, concurrent grant and expire triggers, parallel spending,
+and the app's side alongside: buyers of credit packs, reversers of spends, voiders of packs.
 
 On loopback only, on a database made for the run and dropped after it, with the service and
 the consumers connected as the least-privileged role of sql/roles.sql. Afterwards it checks
@@ -43,6 +44,8 @@ from tests.model import Credits, Subscription  # noqa: E402
 SECRET = "load-secret-" + uuid.uuid4().hex
 # Batches of "short" expire before today, "long" and "forever" stay spendable.
 PLANS = {"short": (100, 30), "long": (60, 3650), "forever": (40, None)}
+# Packs the buyers buy: credits, bonus, validity days.
+PACKAGES = {"small": (100, 10, 30), "large": (1000, 0, None)}
 # Past run dates: several days in each of a few months, so same-day and same-month triggers race.
 RUN_DATES = [date(2026, m, d) for m in (2, 3, 4) for d in (5, 15, 28)]
 # Spends as of now, or as of a past moment when "short" batches were still spendable: then
@@ -64,6 +67,10 @@ def main(argv=None):
     parser.add_argument("--trigger-threads", type=int, default=12, help="requests in flight")
     parser.add_argument("--consumers", type=int, default=8, help="spending threads")
     parser.add_argument("--spends", type=int, default=300, help="spends per consumer")
+    parser.add_argument(
+        "--app-threads", type=int, default=6, help="buyers, reversers and voiders, in turn"
+    )
+    parser.add_argument("--app-calls", type=int, default=150, help="calls per app thread")
     parser.add_argument("--max-seconds", type=float, default=240, help="stop firing after this")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
@@ -82,6 +89,8 @@ def run_load(
     spends=300,
     max_seconds=240,
     seed=1,
+    app_threads=6,
+    app_calls=150,
 ):
     """Run the load once; return the report (its "violations" list is empty when all held)."""
     embedded = None
@@ -103,6 +112,8 @@ def run_load(
                 spends,
                 max_seconds,
                 random.Random(seed),
+                app_threads,
+                app_calls,
             )
             report["violations"] += _check(owner_url, model, report)
         output = service.output
@@ -160,6 +171,10 @@ def _seed(owner_url, users):
         cur.executemany(
             "INSERT INTO credits.plans VALUES (%s, %s, %s)",
             [(p, *terms) for p, terms in PLANS.items()],
+        )
+        cur.executemany(
+            "INSERT INTO credits.packages VALUES (%s, %s, %s, %s)",
+            [(p, *terms) for p, terms in PACKAGES.items()],
         )
         rows = []
         for i in range(users):
@@ -235,8 +250,20 @@ class Service:
             return 0, str(err)
 
 
-def _fire(service, role_url, model, triggers, trigger_threads, consumers, spends, max_seconds, rng):
-    """Triggers and spends at once; then one quiet grant per date and expire, to finish."""
+def _fire(
+    service,
+    role_url,
+    model,
+    triggers,
+    trigger_threads,
+    consumers,
+    spends,
+    max_seconds,
+    rng,
+    app_threads,
+    app_calls,
+):
+    """Triggers, spends and the app's calls at once; then one quiet grant per date and expire."""
     deadline = time.monotonic() + max_seconds
     plan = [
         ("grant", rng.choice(RUN_DATES)) if rng.random() < 0.7 else ("expire", None)
@@ -255,14 +282,24 @@ def _fire(service, role_url, model, triggers, trigger_threads, consumers, spends
             if status == 200:
                 bodies.append((job, body))
 
-    spent = Counter()
+    spent, app = Counter(), Counter()
+    spends_done, purchases = [], []  # what reversers and voiders pick from
     pool = db.open_pool(
         config.Settings.from_mapping({"DATABASE_URL": role_url, "CREDITS_APPLY_SCHEMA": "false"}),
-        max_size=consumers,
+        max_size=consumers + app_threads,
     )
     users = sorted({s.user_id for s in model.subscriptions.values()})
 
+    consumers_left = [consumers]
+
     def consumer(n):
+        try:
+            spend_some(n)
+        finally:
+            with lock:
+                consumers_left[0] -= 1
+
+    def spend_some(n):
         crng = random.Random(rng.random())
         done = []
         for i in range(spends):
@@ -282,10 +319,33 @@ def _fire(service, role_url, model, triggers, trigger_threads, consumers, spends
                 result = "replayed" if outcome.replayed else "spent"
                 if not outcome.replayed:
                     done.append((user, amount, ref))
+                    with lock:
+                        spends_done.append((user, ref))
             with lock:
                 spent[result] += 1
                 if result == "spent":
                     spent["credits spent"] += amount
+
+    def app_caller(n):
+        """A buyer, a reverser or a voider (by n), as the app's webhooks and handlers call."""
+        arng = random.Random(rng.random())
+        i = 0
+        while i < app_calls and time.monotonic() < deadline:
+            if n % 3 and not (spends_done if n % 3 == 1 else purchases):
+                if not consumers_left[0]:
+                    break  # nothing was spent or bought, and nothing more will be
+                time.sleep(0.05)  # nothing to reverse or void yet
+                continue
+            i += 1
+            try:
+                result, credits = _app_call(n % 3, n, i, arng, pool, users, spends_done, purchases)
+            except ledger.Refused as exc:
+                result, credits = f"refused, {type(exc).__name__}", {}
+            except psycopg.Error as exc:
+                result, credits = f"error {type(exc).__name__}", {}
+            with lock:
+                app[result] += 1
+                app.update(credits)
 
     retries = RetryCounter()
     logging.getLogger("credits").addHandler(retries)
@@ -293,6 +353,7 @@ def _fire(service, role_url, model, triggers, trigger_threads, consumers, spends
     try:
         with ThreadPoolExecutor(trigger_threads + consumers) as executor:
             spending = [executor.submit(consumer, n) for n in range(consumers)]
+            spending += [executor.submit(app_caller, n) for n in range(app_threads)]
             firing = [executor.submit(trigger, t) for t in plan]
             for f in firing:
                 f.result()
@@ -318,6 +379,7 @@ def _fire(service, role_url, model, triggers, trigger_threads, consumers, spends
             "threads": trigger_threads,
         },
         "consumers": {"threads": consumers, **dict(sorted(spent.items()))},
+        "app": {"threads": app_threads, **dict(sorted(app.items()))},
         "seconds under load": round(elapsed, 1),
         "quiet runs": dict(quiet),
         "bodies": bodies,
@@ -325,6 +387,33 @@ def _fire(service, role_url, model, triggers, trigger_threads, consumers, spends
         if quiet.get("grant not 200") or quiet.get("expire not 200")
         else [],
     }
+
+
+def _app_call(kind, n, i, rng, pool, users, spends_done, purchases):
+    """One call of the app's side: (what happened, credits it moved by name)."""
+    if kind == 0:  # a payment webhook, sometimes retried
+        if purchases and rng.random() < 0.1:
+            user, ref, package = rng.choice(purchases)
+        else:
+            user, ref, package = rng.choice(users), f"pay{n}-{i}", rng.choice(sorted(PACKAGES))
+        answer = ledger.buy(pool, user, package, ref)
+        if answer["replayed"]:
+            return "pack replayed", {}
+        purchases.append((user, ref, package))
+        return "pack bought", {"credits bought": answer["amount"]}
+    user, ref = rng.choice(spends_done if kind == 1 else purchases)[:2]
+    if kind == 1:  # a failed AI job gives its credits back
+        answer = ledger.reverse(pool, user, ref)
+        if answer["replayed"]:
+            return "reverse replayed", {}
+        return "reversed", {
+            "credits returned": answer["returned"],
+            "credits lapsed": answer["lapsed"],
+        }
+    answer = ledger.void(pool, ref)  # a refund or a chargeback
+    if answer["replayed"]:
+        return "void replayed", {}
+    return "voided", {"credits voided": answer["voided"]}
 
 
 class RetryCounter(logging.Handler):
@@ -350,7 +439,12 @@ def _check(owner_url, model, report):
         def one(statement):
             return conn.execute(statement).fetchone()
 
-        refs = {r["reference_id"] for r in conn.execute("SELECT reference_id FROM credits.batches")}
+        refs = {
+            r["reference_id"]
+            for r in conn.execute(
+                "SELECT reference_id FROM credits.batches WHERE source = 'subscription'"
+            )
+        }
         if refs != set(model.batches):
             violations.append(
                 f"batches differ from the rules: {len(refs)} held, {len(model.batches)} due"
@@ -370,10 +464,29 @@ def _check(owner_url, model, report):
             violations.append(f"expiry reported {reported} does not match the ledger {expired}")
         twice = one(
             "SELECT count(*) AS n FROM (SELECT batch_id FROM credits.transactions "
-            "WHERE type <> 'consume' GROUP BY batch_id, type HAVING count(*) > 1) t"
+            "WHERE type IN ('grant', 'expire', 'void') GROUP BY batch_id, type "
+            "HAVING count(*) > 1) t"
         )
         if twice["n"]:
-            violations.append(f"{twice['n']} batches granted or expired twice")
+            violations.append(f"{twice['n']} batches granted, expired or voided twice")
+        moved = one(
+            "SELECT coalesce(sum(amount) FILTER (WHERE type = 'grant' AND reference_id LIKE "
+            "'pay%%'), 0) AS bought, "
+            "coalesce(sum(amount) FILTER (WHERE type = 'reverse'), 0) "
+            "  - coalesce(-sum(amount) FILTER (WHERE type = 'lapse'), 0) AS returned, "
+            "coalesce(-sum(amount) FILTER (WHERE type = 'lapse'), 0) AS lapsed, "
+            "coalesce(-sum(amount) FILTER (WHERE type = 'void'), 0) AS voided "
+            "FROM credits.transactions"
+        )
+        app = report["app"]
+        said = {
+            "bought": app.get("credits bought", 0),
+            "returned": app.get("credits returned", 0),
+            "lapsed": app.get("credits lapsed", 0),
+            "voided": app.get("credits voided", 0),
+        }
+        if dict(moved) != said:
+            violations.append(f"the app's calls answered {said}, the ledger says {dict(moved)}")
         # Per batch: what was granted, less what was spent and expired, is what remains.
         unbalanced = one(
             "SELECT count(*) AS n FROM credits.batches b JOIN (SELECT batch_id, sum(amount) AS "
@@ -418,9 +531,9 @@ def _check(owner_url, model, report):
             "credits expired": expired["amount"],
             "credits spent": consumed["amount"],
         }
-    for result, n in report["consumers"].items():
+    for result, n in [*report["consumers"].items(), *report["app"].items()]:
         if result.startswith("error"):
-            violations.append(f"{n} spends failed with {result}")
+            violations.append(f"{n} calls failed with {result}")
     for key, n in report["triggers"]["by status"].items():
         if key.split()[1] not in ("200", "409"):
             violations.append(f"{n} triggers answered {key}")
