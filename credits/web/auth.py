@@ -10,12 +10,13 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from credits import signatures
+from credits.config import Settings
 
 # The largest request body read (QStash's, to check its signature); a longer one gets 413.
 MAX_BODY_BYTES = 64 * 1024
 
 
-def authorized(secrets):
+def authorized(secrets: tuple[str, ...]) -> bool:
     """True when the Authorization header is exactly `Bearer <secret>` for an accepted secret.
 
     Each accepted header is compared in constant time, all of them every time, so the answer
@@ -30,13 +31,14 @@ def authorized(secrets):
     return any(matches)
 
 
-def signed_by_qstash(settings):
+def signed_by_qstash(settings: Settings) -> bool:
     """True when QStash signed this very request: its URL (path and query), then its body.
 
     The token is checked first; the body of a request without a valid one is never read.
     """
     signature = request.headers.get("Upstash-Signature")
-    if not settings.qstash_enabled or not signature:
+    # The settings refuse QStash's keys without CREDITS_PUBLIC_URL; either missing: no QStash.
+    if not settings.qstash_enabled or settings.public_url is None or not signature:
         return False
     # The URL QStash called: the public URL, then the path and the query string as sent.
     query = request.query_string.decode("latin-1")
@@ -45,7 +47,7 @@ def signed_by_qstash(settings):
     return claims is not None and signatures.body_matches(claims, _bounded_body())
 
 
-def _bounded_body():
+def _bounded_body() -> bytes:
     """The request body, read only up to MAX_BODY_BYTES; a longer one gets 413.
 
     A body of declared length was checked before; a chunked one is cut off at the limit by

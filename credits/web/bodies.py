@@ -3,10 +3,14 @@
 The routes answer it and the command line prints it, so both say a run the same way.
 """
 
+from typing import Any
 
-def run_body(run):
+from credits.jobs import JobRun
+
+
+def run_body(run: JobRun) -> dict[str, Any]:
     """The JSON body of a JobRun: what it did, and where its pass stands."""
-    body = {"success": True}
+    body: dict[str, Any] = {"success": True}
     if run.dry_run:
         body["dryRun"] = True
     body["jobId"] = str(run.job_id)
