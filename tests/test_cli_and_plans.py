@@ -221,3 +221,9 @@ def test_cli_without_a_reachable_database_is_a_clear_error():
     )
     assert result.exit_code == 1
     assert "database unavailable" in result.output
+
+
+def test_db_url_prints_the_database_url_it_uses(run_cli, database_url):
+    result = run_cli("db-url")
+    assert result.exit_code == 0, result.output
+    assert result.output == database_url + "\n"
