@@ -12,6 +12,7 @@ from dotenv import load_dotenv
 
 import credits
 from credits import config, db, jobs, ledger, monitor, plans
+from credits.web import bodies, params
 
 # The largest amount of credits the ledger stores (a PostgreSQL integer); more is a usage error.
 MAX_CREDITS = 2**31 - 1
@@ -145,7 +146,7 @@ def _validity(days):
 @click.option("--date", "run_date", metavar="YYYY-MM-DD", help="Run date (default: today, UTC).")
 @click.option("--dry-run", is_flag=True, help="Count what would be granted; write nothing.")
 @click.pass_obj
-@_fail_on(jobs.InvalidParameter, jobs.JobAlreadyRunning)
+@_fail_on(params.InvalidParameter, jobs.JobAlreadyRunning)
 def grant(obj, run_date, dry_run):
     """Grant the month's credits to every subscription due by the run date.
 
@@ -155,11 +156,11 @@ def grant(obj, run_date, dry_run):
         run = jobs.grant(
             obj.pool,
             obj.settings,
-            jobs.parse_run_date(run_date),
+            params.parse_run_date(run_date),
             dry_run=dry_run,
             progress=progress,
         )
-    click.echo(json.dumps(run.response()))
+    click.echo(json.dumps(bodies.run_body(run)))
 
 
 @cli.command()
@@ -172,7 +173,7 @@ def expire(obj):
     """
     with ProgressBar("Expiring") as progress:
         run = jobs.expire(obj.pool, obj.settings, progress=progress)
-    click.echo(json.dumps(run.response()))
+    click.echo(json.dumps(bodies.run_body(run)))
 
 
 class ProgressBar:

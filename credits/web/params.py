@@ -1,7 +1,13 @@
-"""A run's parameters as a caller writes them: the run date and the time budget."""
+"""A run's parameters as a caller writes them (the run date, the time budget), read once.
+
+The routes read them from the query string and the command line from its options; a bad one
+is an InvalidParameter, refused before anything runs.
+"""
 
 import re
 from datetime import date, datetime, timezone
+
+from credits.config import Settings
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # A budget as a caller writes one: "25", "7.5".
@@ -12,7 +18,7 @@ class InvalidParameter(ValueError):
     """A run was asked for with a parameter it cannot take; nothing was done."""
 
 
-def parse_run_date(text, today=None):
+def parse_run_date(text: str | None, today: date | None = None) -> date:
     """The run date from `YYYY-MM-DD`: a past or present UTC date, never a future one."""
     today = today or datetime.now(timezone.utc).date()
     if text is None:
@@ -28,7 +34,7 @@ def parse_run_date(text, today=None):
     return run_date
 
 
-def parse_budget(text, settings):
+def parse_budget(text: str | None, settings: Settings) -> float:
     """A run's time budget in seconds: the setting's, or a request's own up to the maximum."""
     if text is None:
         return settings.time_budget
