@@ -34,11 +34,10 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from credits import config, db, ledger
+from testing.model import Credits, Subscription
 
-from credits import config, db, ledger  # noqa: E402
-from tests.model import Credits, Subscription  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SECRET = "load-secret-" + uuid.uuid4().hex
 # Batches of "short" expire before today, "long" and "forever" stay spendable.

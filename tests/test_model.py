@@ -24,9 +24,9 @@ from hypothesis.stateful import (
 )
 
 from credits import jobs, ledger
+from testing.model import Batch, Credits, Subscription, midnight
 
 from .conftest import SECRET
-from .model import Batch, Credits, Subscription, midnight
 
 EXAMPLES = int(os.environ.get("CREDITS_MODEL_EXAMPLES", "40"))
 STEPS = int(os.environ.get("CREDITS_MODEL_STEPS", "40"))
