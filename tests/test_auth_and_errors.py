@@ -6,8 +6,7 @@ import pytest
 
 from app import MAX_BODY_BYTES, create_app
 from credits import config
-
-from .conftest import SECRET
+from testing import SECRET
 
 ROUTES = ["/api/jobs/credits/grant", "/api/jobs/credits/expire"]
 

@@ -5,8 +5,8 @@ from datetime import datetime, timezone
 import pytest
 
 from credits import config, jobs
-
-from .conftest import SECRET
+from testing import SECRET
+from testing.seeders import add_subscription
 
 CHUNK = 3
 # A budget spent by the first chunk: every call does exactly one chunk a stripe, then stops.
@@ -27,21 +27,14 @@ def chunked_client(make_app):
 
 def seed(sql_run, count, plan="pro", started_at="2026-01-10", user=lambda i: f"user-{i}"):
     for i in range(1, count + 1):
-        sql_run(
-            "INSERT INTO credits.subscriptions VALUES (%s, %s, %s, 'active', %s, NULL)",
-            (f"sub-{i}", user(i), plan, started_at),
-        )
+        add_subscription(sql_run, f"sub-{i}", user(i), plan, started_at)
 
 
 def seed_users_with_two_subscriptions(sql_run, users):
     """user-1 .. user-N, each with two subscriptions: two batches a user to expire."""
     for i in range(1, users + 1):
         for n in (1, 2):
-            sql_run(
-                "INSERT INTO credits.subscriptions VALUES (%s, %s, 'pro', 'active', "
-                "'2026-01-10', NULL)",
-                (f"sub-{i}-{n}", f"user-{i}"),
-            )
+            add_subscription(sql_run, f"sub-{i}-{n}", f"user-{i}", "pro", "2026-01-10")
 
 
 def granted(sql_run):

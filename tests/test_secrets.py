@@ -10,8 +10,7 @@ import pytest
 import app as front_door
 from app import create_app
 from credits import config, jobs
-
-from .conftest import SECRET
+from testing import SECRET
 
 NEXT_SECRET = "next-secret-fedcba9876543210"
 ROUTE = "/api/jobs/credits/expire"
