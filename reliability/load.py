@@ -20,8 +20,9 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -33,8 +34,6 @@ from testing.invariant import invariant_violations
 from testing.model import Credits, Subscription
 from testing.seeders import add_plan, add_subscription
 from testing.served import Served
-
-ROOT = Path(__file__).resolve().parent.parent
 
 SECRET = "load-secret-" + uuid.uuid4().hex
 # Batches of "short" expire before today, "long" and "forever" stay spendable.
@@ -63,59 +62,44 @@ def main(argv=None):
     parser.add_argument("--max-seconds", type=float, default=240, help="stop firing after this")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    report = run_load(**{k: v for k, v in vars(args).items()})
+    report = run_load(**vars(args))
     print(json.dumps(report, indent=2, default=str))
     sys.exit(1 if report["violations"] else 0)
 
 
-def run_load(
-    server_url=None,
-    workers=4,
-    users=2000,
-    triggers=300,
-    trigger_threads=12,
-    consumers=8,
-    spends=300,
-    max_seconds=240,
-    seed=1,
-):
+@dataclass
+class Load:
+    """A load run's settings: the command line's options."""
+
+    server_url: str | None = None
+    workers: int = 4
+    users: int = 2000
+    triggers: int = 300
+    trigger_threads: int = 12
+    consumers: int = 8
+    spends: int = 300
+    max_seconds: float = 240
+    seed: int = 1
+
+
+def run_load(server_url=None, **settings):
     """Run the load once; return the report (its "violations" list is empty when all held)."""
-    embedded = None
-    if server_url is None:
-        embedded = embedded_server()
-        server_url = embedded.__enter__()
-    name = unique_name("credits_load")
-    role = name + "_service"
-    try:
-        owner_url, role_url = _make_database(server_url, name, role)
-        model = _seed(owner_url, users)
-        with _service(role_url, workers) as service:
-            report = _fire(
-                service,
-                role_url,
-                model,
-                triggers,
-                trigger_threads,
-                consumers,
-                spends,
-                max_seconds,
-                random.Random(seed),
-            )
-            report["violations"] += _check(owner_url, model, report)
-        output = service.output
-        report["service"] = {
-            "workers": workers,
-            "deadlock retries logged": output.count("DeadlockDetected, retrying"),
-            "tracebacks logged": output.count("Traceback"),
-            "secret in output": SECRET in output,
-        }
-        if report["service"]["tracebacks logged"] or report["service"]["secret in output"]:
-            report["violations"].append("the service logged a traceback or the secret")
-        return report
-    finally:
-        _drop_database(server_url, name, role)
-        if embedded:
-            embedded.__exit__(None, None, None)
+    load = Load(server_url, **settings)
+    with ExitStack() as stack:
+        if load.server_url is None:
+            load.server_url = stack.enter_context(embedded_server())
+        name = unique_name("credits_load")
+        role = name + "_service"
+        try:
+            owner_url, role_url = _make_database(load.server_url, name, role)
+            run = Run(load, role_url, _seed(owner_url, load.users))
+            with _service(role_url, load.workers) as service:
+                run.fire(service)
+                run.report["violations"] += Check(owner_url, run).violations()
+            run.report_service(service.output)
+            return run.report
+        finally:
+            _drop_database(load.server_url, name, role)
 
 
 def _make_database(server_url, name, role):
@@ -166,96 +150,122 @@ def _call(service, path):
         return 0, str(err)
 
 
-def _fire(service, role_url, model, triggers, trigger_threads, consumers, spends, max_seconds, rng):
-    """Triggers and spends at once; then one quiet grant per date and expire, to finish."""
-    deadline = time.monotonic() + max_seconds
-    plan = [
-        ("grant", rng.choice(RUN_DATES)) if rng.random() < 0.7 else ("expire", None)
-        for _ in range(triggers)
-    ]
-    statuses, bodies, lock = Counter(), [], threading.Lock()
+class Run:
+    """One load run: its settings, the model of what is due, what was fired and answered."""
 
-    def trigger(job_date):
+    def __init__(self, load, role_url, model):
+        self.load, self.role_url, self.model = load, role_url, model
+        self.rng = random.Random(load.seed)
+        self.deadline = time.monotonic() + load.max_seconds
+        self.lock = threading.Lock()
+        self.statuses, self.bodies, self.spent = Counter(), [], Counter()
+        self.report = {}
+
+    def fire(self, service):
+        """Triggers and spends at once; then one quiet grant per date and expire, to finish."""
+        self.service = service
+        plan = [
+            ("grant", self.rng.choice(RUN_DATES)) if self.rng.random() < 0.7 else ("expire", None)
+            for _ in range(self.load.triggers)
+        ]
+        elapsed = self.under_load(plan)
+        quiet = self.quiet()
+        self.report = {
+            "triggers": {
+                "fired": sum(self.statuses.values()),
+                "by status": dict(sorted(self.statuses.items())),
+                "distinct grant dates": len({d for _, d in plan if d}),
+                "threads": self.load.trigger_threads,
+            },
+            "consumers": {"threads": self.load.consumers, **dict(sorted(self.spent.items()))},
+            "seconds under load": round(elapsed, 1),
+            "quiet runs": dict(quiet),
+            "violations": [f"a quiet run did not answer 200: {dict(quiet)}"]
+            if quiet.get("grant not 200") or quiet.get("expire not 200")
+            else [],
+        }
+
+    def under_load(self, plan):
+        """Fire the planned triggers while the consumers spend; answer the seconds it took."""
+        load = self.load
+        settings = {"DATABASE_URL": self.role_url, "CREDITS_APPLY_SCHEMA": "false"}
+        self.pool = db.open_pool(config.Settings.from_mapping(settings), max_size=load.consumers)
+        self.users = sorted({s.user_id for s in self.model.subscriptions.values()})
+        retries = RetryCounter()
+        logging.getLogger("credits").addHandler(retries)
+        started = time.monotonic()
+        try:
+            with ThreadPoolExecutor(load.trigger_threads + load.consumers) as executor:
+                spending = [executor.submit(self.consumer, n) for n in range(load.consumers)]
+                firing = [executor.submit(self.trigger, t) for t in plan]
+                for f in firing + spending:
+                    f.result()
+        finally:
+            logging.getLogger("credits").removeHandler(retries)
+            self.pool.close()
+        self.spent["deadlocks retried"] = retries.count
+        return time.monotonic() - started
+
+    def quiet(self):
+        """Every date once more and one expire, each alone; they must all answer 200."""
+        quiet = Counter()
+        for job_date in [("grant", d) for d in RUN_DATES] + [("expire", None)]:
+            before = len(self.bodies)
+            self.trigger(job_date)
+            quiet[f"{job_date[0]} {200 if len(self.bodies) > before else 'not 200'}"] += 1
+        return quiet
+
+    def trigger(self, job_date):
+        """Call one job over HTTP (unless the time is up) and count its answer."""
         job, run_date = job_date
-        if time.monotonic() > deadline:
+        if time.monotonic() > self.deadline:
             return
         path = f"/api/jobs/credits/{job}" + (f"?date={run_date}" if run_date else "")
-        status, body = _call(service, path)
-        with lock:
-            statuses[f"{job} {status}"] += 1
+        status, body = _call(self.service, path)
+        with self.lock:
+            self.statuses[f"{job} {status}"] += 1
             if status == 200:
-                bodies.append((job, body))
+                self.bodies.append((job, body))
 
-    spent = Counter()
-    pool = db.open_pool(
-        config.Settings.from_mapping({"DATABASE_URL": role_url, "CREDITS_APPLY_SCHEMA": "false"}),
-        max_size=consumers,
-    )
-    users = sorted({s.user_id for s in model.subscriptions.values()})
-
-    def consumer(n):
-        crng = random.Random(rng.random())
+    def consumer(self, n):
+        """Spend as a host app would, now and then retrying an earlier spend."""
+        crng = random.Random(self.rng.random())
         done = []
-        for i in range(spends):
-            if time.monotonic() > deadline:
+        for i in range(self.load.spends):
+            if time.monotonic() > self.deadline:
                 break
             if done and crng.random() < 0.1:  # a caller's retry of an earlier spend
                 user, amount, ref = crng.choice(done)
             else:
-                user, amount, ref = crng.choice(users), crng.randint(1, 50), f"c{n}-{i}"
-            try:
-                outcome = ledger.consume(pool, user, amount, ref, at=crng.choice(SPEND_TIMES))
-            except ledger.InsufficientCredits:
-                result = "refused, insufficient"
-            except psycopg.Error as exc:
-                result = f"error {type(exc).__name__}"
-            else:
-                result = "replayed" if outcome.replayed else "spent"
-                if not outcome.replayed:
-                    done.append((user, amount, ref))
-            with lock:
-                spent[result] += 1
+                user, amount, ref = crng.choice(self.users), crng.randint(1, 50), f"c{n}-{i}"
+            result = self.spend(user, amount, ref, crng.choice(SPEND_TIMES))
+            if result == "spent":
+                done.append((user, amount, ref))
+            with self.lock:
+                self.spent[result] += 1
                 if result == "spent":
-                    spent["credits spent"] += amount
+                    self.spent["credits spent"] += amount
 
-    retries = RetryCounter()
-    logging.getLogger("credits").addHandler(retries)
-    started = time.monotonic()
-    try:
-        with ThreadPoolExecutor(trigger_threads + consumers) as executor:
-            spending = [executor.submit(consumer, n) for n in range(consumers)]
-            firing = [executor.submit(trigger, t) for t in plan]
-            for f in firing:
-                f.result()
-            for f in spending:
-                f.result()
-    finally:
-        logging.getLogger("credits").removeHandler(retries)
-        pool.close()
-    elapsed = time.monotonic() - started
-    spent["deadlocks retried"] = retries.count
+    def spend(self, user, amount, ref, at):
+        """What one spend came to: spent, replayed, refused or an error."""
+        try:
+            outcome = ledger.consume(self.pool, user, amount, ref, at=at)
+        except ledger.InsufficientCredits:
+            return "refused, insufficient"
+        except psycopg.Error as exc:
+            return f"error {type(exc).__name__}"
+        return "replayed" if outcome.replayed else "spent"
 
-    # Quiet: every date once more and one expire, each alone; they must all answer 200.
-    quiet = Counter()
-    for job_date in [("grant", d) for d in RUN_DATES] + [("expire", None)]:
-        before = len(bodies)
-        trigger(job_date)
-        quiet[f"{job_date[0]} {200 if len(bodies) > before else 'not 200'}"] += 1
-    return {
-        "triggers": {
-            "fired": sum(statuses.values()),
-            "by status": dict(sorted(statuses.items())),
-            "distinct grant dates": len({d for _, d in plan if d}),
-            "threads": trigger_threads,
-        },
-        "consumers": {"threads": consumers, **dict(sorted(spent.items()))},
-        "seconds under load": round(elapsed, 1),
-        "quiet runs": dict(quiet),
-        "bodies": bodies,
-        "violations": [f"a quiet run did not answer 200: {dict(quiet)}"]
-        if quiet.get("grant not 200") or quiet.get("expire not 200")
-        else [],
-    }
+    def report_service(self, output):
+        """What the service logged: retries, tracebacks, and never the secret."""
+        self.report["service"] = {
+            "workers": self.load.workers,
+            "deadlock retries logged": output.count("DeadlockDetected, retrying"),
+            "tracebacks logged": output.count("Traceback"),
+            "secret in output": SECRET in output,
+        }
+        if self.report["service"]["tracebacks logged"] or SECRET in output:
+            self.report["violations"].append("the service logged a traceback or the secret")
 
 
 class RetryCounter(logging.Handler):
@@ -270,87 +280,124 @@ class RetryCounter(logging.Handler):
             self.count += 1
 
 
-def _check(owner_url, model, report):
+class Check:
     """What the database holds against what the responses and the rules say."""
-    bodies = report.pop("bodies")
-    violations = []
-    for run_date in RUN_DATES:
-        model.grant(run_date)
-    with psycopg.connect(owner_url, row_factory=psycopg.rows.dict_row) as conn:
 
-        def one(statement):
-            return conn.execute(statement).fetchone()
+    def __init__(self, owner_url, run):
+        self.owner_url, self.run, self.report = owner_url, run, run.report
+        self.bodies = run.bodies
+        self.found = []
 
-        refs = {r["reference_id"] for r in conn.execute("SELECT reference_id FROM credits.batches")}
-        if refs != set(model.batches):
-            violations.append(
-                f"batches differ from the rules: {len(refs)} held, {len(model.batches)} due"
-            )
-        granted = sum(b["results"]["successful"] for job, b in bodies if job == "grant")
-        if granted != len(refs):
-            violations.append(f"responses report {granted} batches granted, {len(refs)} exist")
-        expired = one(
-            "SELECT count(*) AS batches, coalesce(-sum(amount), 0) AS amount "
-            "FROM credits.transactions WHERE type = 'expire'"
-        )
-        reported = [b["results"] for job, b in bodies if job == "expire"]
-        if (
-            sum(r["processedBatches"] for r in reported),
-            sum(r["totalExpiredAmount"] for r in reported),
-        ) != (expired["batches"], expired["amount"]):
-            violations.append(f"expiry reported {reported} does not match the ledger {expired}")
-        twice = one(
-            "SELECT count(*) AS n FROM (SELECT batch_id FROM credits.transactions "
-            "WHERE type <> 'consume' GROUP BY batch_id, type HAVING count(*) > 1) t"
-        )
-        if twice["n"]:
-            violations.append(f"{twice['n']} batches granted or expired twice")
-        # Per batch: what was granted, less what was spent and expired, is what remains.
-        unbalanced = one(
-            "SELECT count(*) AS n FROM credits.batches b JOIN (SELECT batch_id, sum(amount) AS "
-            "total FROM credits.transactions GROUP BY batch_id) t ON t.batch_id = b.id "
-            "WHERE t.total <> b.remaining"
-        )
-        if unbalanced["n"]:
-            violations.append(f"{unbalanced['n']} batches whose ledger does not add up")
-        consumed = one(
-            "SELECT coalesce(-sum(amount), 0) AS amount FROM credits.transactions "
-            "WHERE type = 'consume'"
-        )
-        if consumed["amount"] != report["consumers"].get("credits spent", 0):
-            violations.append(
-                f"consumers spent {report['consumers'].get('credits spent', 0)}, "
-                f"the ledger says {consumed['amount']}"
-            )
-        left = one(
-            "SELECT count(*) AS n FROM credits.batches WHERE status = 'active' "
-            "AND expires_at <= now()"
-        )
-        if left["n"]:
-            violations.append(f"{left['n']} batches past their date still active")
-        negative = one("SELECT count(*) AS n FROM credits.balances WHERE balance < 0")["n"]
-        if negative:
-            violations.append(f"{negative} negative balances")
-        rows, count = invariant_violations(owner_url)
-        if count:
-            violations.append(f"{count} users whose balance does not add up, e.g. {rows[:3]}")
-        runs = conn.execute(
-            "SELECT job, status, count(*) AS n FROM credits.job_runs GROUP BY 1, 2 ORDER BY 1, 2"
-        ).fetchall()
-        report["job runs"] = {f"{r['job']} {r['status']}": r["n"] for r in runs}
-        report["database"] = {
+    def violations(self):
+        """Every check in turn; the list of what did not hold."""
+        for run_date in RUN_DATES:
+            self.run.model.grant(run_date)
+        with psycopg.connect(self.owner_url, row_factory=psycopg.rows.dict_row) as self.conn:
+            refs = self.batches()
+            expired = self.expiry()
+            self.ledger_entries()
+            consumed = self.spending()
+            self.balances()
+            self.job_runs()
+        self.report["database"] = {
             "batches": len(refs),
             "expired batches": expired["batches"],
             "credits expired": expired["amount"],
             "credits spent": consumed["amount"],
         }
-    for result, n in report["consumers"].items():
-        if result.startswith("error"):
-            violations.append(f"{n} spends failed with {result}")
-    for key, n in report["triggers"]["by status"].items():
-        if key.split()[1] not in ("200", "409"):
-            violations.append(f"{n} triggers answered {key}")
-    return violations
+        self.answers()
+        return self.found
+
+    def one(self, statement):
+        """The one row a statement answers."""
+        return self.conn.execute(statement).fetchone()
+
+    def batches(self):
+        """The batches are those the rules make due, and those the responses report."""
+        model = self.run.model
+        rows = self.conn.execute("SELECT reference_id FROM credits.batches")
+        refs = {r["reference_id"] for r in rows}
+        if refs != set(model.batches):
+            self.found.append(
+                f"batches differ from the rules: {len(refs)} held, {len(model.batches)} due"
+            )
+        granted = sum(b["results"]["successful"] for job, b in self.bodies if job == "grant")
+        if granted != len(refs):
+            self.found.append(f"responses report {granted} batches granted, {len(refs)} exist")
+        return refs
+
+    def expiry(self):
+        """What the expire runs reported is what the ledger wrote off."""
+        expired = self.one(
+            "SELECT count(*) AS batches, coalesce(-sum(amount), 0) AS amount "
+            "FROM credits.transactions WHERE type = 'expire'"
+        )
+        reported = [b["results"] for job, b in self.bodies if job == "expire"]
+        if (
+            sum(r["processedBatches"] for r in reported),
+            sum(r["totalExpiredAmount"] for r in reported),
+        ) != (expired["batches"], expired["amount"]):
+            self.found.append(f"expiry reported {reported} does not match the ledger {expired}")
+        return expired
+
+    def ledger_entries(self):
+        """No batch granted or expired twice; each batch's ledger adds up to what remains."""
+        twice = self.one(
+            "SELECT count(*) AS n FROM (SELECT batch_id FROM credits.transactions "
+            "WHERE type <> 'consume' GROUP BY batch_id, type HAVING count(*) > 1) t"
+        )
+        if twice["n"]:
+            self.found.append(f"{twice['n']} batches granted or expired twice")
+        # Per batch: what was granted, less what was spent and expired, is what remains.
+        unbalanced = self.one(
+            "SELECT count(*) AS n FROM credits.batches b JOIN (SELECT batch_id, sum(amount) AS "
+            "total FROM credits.transactions GROUP BY batch_id) t ON t.batch_id = b.id "
+            "WHERE t.total <> b.remaining"
+        )
+        if unbalanced["n"]:
+            self.found.append(f"{unbalanced['n']} batches whose ledger does not add up")
+
+    def balances(self):
+        """Nothing past its date left active, no balance below zero, every balance adds up."""
+        left = self.one(
+            "SELECT count(*) AS n FROM credits.batches WHERE status = 'active' "
+            "AND expires_at <= now()"
+        )
+        if left["n"]:
+            self.found.append(f"{left['n']} batches past their date still active")
+        negative = self.one("SELECT count(*) AS n FROM credits.balances WHERE balance < 0")["n"]
+        if negative:
+            self.found.append(f"{negative} negative balances")
+        rows, count = invariant_violations(self.owner_url)
+        if count:
+            self.found.append(f"{count} users whose balance does not add up, e.g. {rows[:3]}")
+
+    def spending(self):
+        """The ledger's spends are what the consumers were told they spent."""
+        consumed = self.one(
+            "SELECT coalesce(-sum(amount), 0) AS amount FROM credits.transactions "
+            "WHERE type = 'consume'"
+        )
+        spent = self.report["consumers"].get("credits spent", 0)
+        if consumed["amount"] != spent:
+            self.found.append(f"consumers spent {spent}, the ledger says {consumed['amount']}")
+        return consumed
+
+    def job_runs(self):
+        """The runs recorded, by job and status, for the report."""
+        runs = self.conn.execute(
+            "SELECT job, status, count(*) AS n FROM credits.job_runs GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+        self.report["job runs"] = {f"{r['job']} {r['status']}": r["n"] for r in runs}
+
+    def answers(self):
+        """No spend failed with an error; every trigger answered 200 or 409."""
+        for result, n in self.report["consumers"].items():
+            if result.startswith("error"):
+                self.found.append(f"{n} spends failed with {result}")
+        for key, n in self.report["triggers"]["by status"].items():
+            if key.split()[1] not in ("200", "409"):
+                self.found.append(f"{n} triggers answered {key}")
 
 
 if __name__ == "__main__":
