@@ -16,7 +16,8 @@ import subprocess
 import sys
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -377,8 +378,8 @@ def spend_seconds(bench, name, spends):
         pool.close()
 
 
-def relation_sizes(bench, name):
-    """Rows and bytes of the service's tables and indexes."""
+def relation_sizes(bench, name, tables="batches|transactions|balances|subscription_grants"):
+    """Rows and bytes of the service's tables and indexes whose names start with `tables`."""
     bench.execute(name, "ANALYZE")
     return bench.execute(
         name,
@@ -386,8 +387,8 @@ def relation_sizes(bench, name):
         "       pg_relation_size(c.oid) AS bytes "
         "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         " WHERE n.nspname = 'credits' AND c.relkind IN ('r', 'i') "
-        "   AND c.relname ~ '^(batches|transactions|balances|subscription_grants)' "
-        " ORDER BY c.relname",
+        "   AND c.relname ~ %s ORDER BY c.relname",
+        (f"^({tables})",),
     )
 
 
@@ -428,33 +429,49 @@ def growth_report(n, rows, info, command):
     return "\n".join(lines)
 
 
-def report(bench, n, targets, rss, budget, calls, totals, info, command, sizes):
+@dataclass
+class Results:
+    """What the scale run measured, for its report."""
+
+    n: int
+    info: dict
+    command: str
+    budget: float
+    targets: list = field(default_factory=list)  # (target, measured, met)
+    rss: tuple = ()  # the worker's peak RSS in MB at N and at N/10
+    calls: list = field(default_factory=list)  # seconds of each budgeted call
+    totals: dict = field(default_factory=dict)  # the last budgeted call's totals
+    sizes: list = field(default_factory=list)  # (relation, kind, rows, bytes)
+
+
+def report(bench, results):
     """The Markdown the benchmark writes between its markers in docs/PERFORMANCE.md."""
+    info, calls = results.info, results.calls
     lines = [
         BEGIN,
         f"Run on {date.today()} with:",
         "",
-        f"    {command}",
+        f"    {results.command}",
         "",
         f"Machine: {info['cores']} cores, {info['memory']} memory, {info['system']}, "
         f"Python {info['python']}; PostgreSQL {info['postgresql']} ({info['settings']}).",
         "",
-        f"N = {n:,} subscriptions.",
+        f"N = {results.n:,} subscriptions.",
         "",
         "| step | via | seconds | results |",
         "|---|---|---:|---|",
     ]
     lines += [f"| {step} | {how} | {s:.2f} | `{note}` |" for step, how, s, note in bench.rows]
     lines += ["", "| target | measured | verdict |", "|---|---|---|"]
-    lines += [f"| {t} | {m} | {'met' if ok else '**not met**'} |" for t, m, ok in targets]
+    lines += [f"| {t} | {m} | {'met' if ok else '**not met**'} |" for t, m, ok in results.targets]
     lines += [
         "",
-        f"Peak memory (RSS) of the gunicorn worker after the first grant: {rss[0]:.1f} MB at N, "
-        f"{rss[1]:.1f} MB at N/10.",
+        f"Peak memory (RSS) of the gunicorn worker after the first grant: {results.rss[0]:.1f} MB "
+        f"at N, {results.rss[1]:.1f} MB at N/10.",
         "",
-        f"Budgeted first grant over HTTP, `budget={budget:g}` a call: {len(calls)} calls, "
+        f"Budgeted first grant over HTTP, `budget={results.budget:g}` a call: {len(calls)} calls, "
         f"longest {max(calls):.2f} s, total {sum(calls):.2f} s; the last call's totals: "
-        f"`{json.dumps(totals)}`.",
+        f"`{json.dumps(results.totals)}`.",
         "",
         "Sizes after the steady-state day (four and a half months of grants, expired batches "
         "kept):",
@@ -462,7 +479,7 @@ def report(bench, n, targets, rss, budget, calls, totals, info, command, sizes):
         "| relation | kind | rows | MB | bytes a row |",
         "|---|---|---:|---:|---:|",
     ]
-    for name, kind, rows, size in sizes:
+    for name, kind, rows, size in results.sizes:
         kind = "table" if kind == "r" else "index"
         per_row = f"{size / rows:.0f}" if rows > 0 else "-"
         lines.append(f"| {name} | {kind} | {rows:,} | {size / 2**20:.0f} | {per_row} |")
@@ -496,130 +513,117 @@ def write_report(path, text, begin=BEGIN, end=END):
 @click.option("--spends", default=500, show_default=True, help="Spends timed in the growth run.")
 def main(server_url, subscriptions, loop_sample, budget, write_path, growth_only, spends):
     """Measure grant and expire at N subscriptions against the floor, via HTTP and the CLI."""
-    if server_url is None:
-        server_url = embedded_server(ROOT / ".credits" / "bench-pgdata").__enter__()
-    bench = Bench(server_url, click.echo)
-    n = subscriptions
-    try:
+    command = "python -m bench.run " + " ".join(sys.argv[1:])
+    with ExitStack() as stack:
+        if server_url is None:
+            data_dir = ROOT / ".credits" / "bench-pgdata"
+            server_url = stack.enter_context(embedded_server(data_dir))
+        bench = Bench(server_url, click.echo)
+        stack.callback(bench.drop_all)
         info = machine(bench)
-        base = seed(bench, n)
+        base = seed(bench, subscriptions)
         if growth_only:
             rows = history_growth(bench, base, spends)
-            command = "python -m bench.run " + " ".join(sys.argv[1:])
-            text = growth_report(n, rows, info, command)
-            click.echo(text)
-            if write_path:
-                write_report(write_path, text, GROWTH_BEGIN, GROWTH_END)
-            return
-        floor_seconds = floor(bench, bench.new_database(base))
-        bench.record("floor: INSERT ... SELECT", "SQL", floor_seconds, f"{n:,} rows")
-
-        first = f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget=270"
-
-        def all_granted(results):
-            check(results["successful"] == n, "first grant granted every subscription")
-
-        def none_granted(results):
-            check(results["successful"] == 0 and results["skipped"] == n, "re-run granted none")
-
-        grant_args = ["grant", f"--date={FIRST_GRANT}"]
-        granted = both_ways(bench, base, "grant, first run", first, grant_args, all_granted)
-        again = both_ways(
-            bench,
-            granted["HTTP"][1],
-            "grant again, nothing to do",
-            first,
-            grant_args,
-            none_granted,
-        )
-
-        def all_expired(results):
-            check(results["processedBatches"] == n, "expire closed every batch")
-
-        expired = both_ways(
-            bench,
-            granted["HTTP"][1],
-            "expire N batches",
-            "/api/jobs/credits/expire?budget=270",
-            ["expire"],
-            all_expired,
-        )
-
-        history = granted["CLI"][1]
-        for day in HISTORY:
-            cli(bench, history, "grant", f"--date={day}")
-        cli(bench, history, "expire")
-        cli(bench, history, "grant", f"--date={STEADY_DAY.replace(day=STEADY_DAY.day - 1)}")
-        [(due_today,)] = bench.execute(
-            history,
-            "SELECT count(*) FROM credits.due_grants(%s, ARRAY['active'], NULL, NULL, NULL) "
-            " WHERE NOT already_granted",
-            (STEADY_DAY,),
-        )
-
-        def steady(results):
-            check(results["successful"] == due_today, "steady day granted the day's due")
-
-        steady_day = both_ways(
-            bench,
-            history,
-            f"steady-state day, {due_today:,} due",
-            f"/api/jobs/credits/grant?date={STEADY_DAY}&budget=270",
-            ["grant", f"--date={STEADY_DAY}"],
-            steady,
-        )
-
-        bench.execute(steady_day["CLI"][1], "ANALYZE")  # row counts for the sizes below
-        sizes = bench.execute(
-            steady_day["CLI"][1],
-            "SELECT c.relname, c.relkind, c.reltuples::bigint AS rows, "
-            "       pg_relation_size(c.oid) AS bytes "
-            "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            " WHERE n.nspname = 'credits' AND c.relkind IN ('r', 'i') "
-            "   AND c.relname ~ '^(batches|transactions|balances)' ORDER BY c.relname",
-        )
-
-        loop_seconds, per_user = per_user_loop(bench, bench.new_database(base), loop_sample)
-        bench.record(
-            "per-user loop, scaled to N",
-            "SQL",
-            loop_seconds,
-            f"{per_user * 1000:.2f} ms a user, timed over {loop_sample:,} users",
-        )
-
-        small = seed(bench, n // 10)
-        with served(bench, bench.new_database(small)) as server:
-            timed_call(server, f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget=270")
-            rss = (granted["HTTP"][2], worker_peak_rss_mb(server))
-
-        calls, totals = budgeted_calls(bench, base, n, budget)
-
-        targets = []
-        for how in ("HTTP", "CLI"):
-            for label, measured, limit in [
-                ("grant, first run", granted, 3.0),
-                ("expire N batches", expired, 3.0),
-                ("grant again, nothing to do", again, 0.5),
-                ("steady-state day", steady_day, 0.3),
-            ]:
-                ratio = measured[how][0] / floor_seconds
-                targets.append(
-                    (f"{label} ({how}) <= {limit} x floor", f"{ratio:.2f} x", ratio <= limit)
-                )
-        loop_ratio = loop_seconds / granted["CLI"][0]
-        targets.append(
-            ("per-user loop / grant (CLI) >= 50", f"{loop_ratio:.0f} x", loop_ratio >= 50)
-        )
-        growth = rss[0] - rss[1]
-        targets.append(("RSS at N - RSS at N/10 <= 20 MB", f"{growth:.1f} MB", growth <= 20))
-
-        command = "python -m bench.run " + " ".join(sys.argv[1:])
-        text = report(bench, n, targets, rss, budget, calls, totals, info, command, sizes)
+            text = growth_report(subscriptions, rows, info, command)
+            begin, end = GROWTH_BEGIN, GROWTH_END
+        else:
+            results = Results(subscriptions, info, command, budget)
+            scale(bench, base, results, loop_sample)
+            text, begin, end = report(bench, results), BEGIN, END
         click.echo(text)
         if write_path:
-            write_report(write_path, text)
-    finally:
-        bench.drop_all()
+            write_report(write_path, text, begin, end)
+
+
+def scale(bench, base, results, loop_sample):
+    """Every step at N against the floor; fills in `results`."""
+    n = results.n
+    floor_seconds = floor(bench, bench.new_database(base))
+    bench.record("floor: INSERT ... SELECT", "SQL", floor_seconds, f"{n:,} rows")
+    granted, again, expired = first_grant_and_expire(bench, base, n)
+    steady_day, results.sizes = steady_state(bench, granted["CLI"][1])
+    loop_seconds, per_user = per_user_loop(bench, bench.new_database(base), loop_sample)
+    bench.record(
+        "per-user loop, scaled to N",
+        "SQL",
+        loop_seconds,
+        f"{per_user * 1000:.2f} ms a user, timed over {loop_sample:,} users",
+    )
+    small = seed(bench, n // 10)
+    with served(bench, bench.new_database(small)) as server:
+        timed_call(server, f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget=270")
+        results.rss = (granted["HTTP"][2], worker_peak_rss_mb(server))
+    results.calls, results.totals = budgeted_calls(bench, base, n, results.budget)
+    for how in ("HTTP", "CLI"):
+        for label, measured, limit in [
+            ("grant, first run", granted, 3.0),
+            ("expire N batches", expired, 3.0),
+            ("grant again, nothing to do", again, 0.5),
+            ("steady-state day", steady_day, 0.3),
+        ]:
+            ratio = measured[how][0] / floor_seconds
+            results.targets.append(
+                (f"{label} ({how}) <= {limit} x floor", f"{ratio:.2f} x", ratio <= limit)
+            )
+    loop_ratio = loop_seconds / granted["CLI"][0]
+    results.targets.append(
+        ("per-user loop / grant (CLI) >= 50", f"{loop_ratio:.0f} x", loop_ratio >= 50)
+    )
+    growth = results.rss[0] - results.rss[1]
+    results.targets.append(("RSS at N - RSS at N/10 <= 20 MB", f"{growth:.1f} MB", growth <= 20))
+
+
+def first_grant_and_expire(bench, base, n):
+    """The first grant, the same grant again, and the expiry of its N batches, both ways."""
+    first = f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget=270"
+    grant_args = ["grant", f"--date={FIRST_GRANT}"]
+
+    def all_granted(results):
+        check(results["successful"] == n, "first grant granted every subscription")
+
+    def none_granted(results):
+        check(results["successful"] == 0 and results["skipped"] == n, "re-run granted none")
+
+    def all_expired(results):
+        check(results["processedBatches"] == n, "expire closed every batch")
+
+    granted = both_ways(bench, base, "grant, first run", first, grant_args, all_granted)
+    done = granted["HTTP"][1]
+    again = both_ways(bench, done, "grant again, nothing to do", first, grant_args, none_granted)
+    expire = "/api/jobs/credits/expire?budget=270"
+    expired = both_ways(bench, done, "expire N batches", expire, ["expire"], all_expired)
+    return granted, again, expired
+
+
+def steady_state(bench, history):
+    """The steady-state day after a history of monthly grants on `history`, both ways.
+
+    Answers its measurements and the sizes of the tables after it.
+    """
+    for day in HISTORY:
+        cli(bench, history, "grant", f"--date={day}")
+    cli(bench, history, "expire")
+    cli(bench, history, "grant", f"--date={STEADY_DAY.replace(day=STEADY_DAY.day - 1)}")
+    [(due_today,)] = bench.execute(
+        history,
+        "SELECT count(*) FROM credits.due_grants(%s, ARRAY['active'], NULL, NULL, NULL) "
+        " WHERE NOT already_granted",
+        (STEADY_DAY,),
+    )
+
+    def steady(results):
+        check(results["successful"] == due_today, "steady day granted the day's due")
+
+    steady_day = both_ways(
+        bench,
+        history,
+        f"steady-state day, {due_today:,} due",
+        f"/api/jobs/credits/grant?date={STEADY_DAY}&budget=270",
+        ["grant", f"--date={STEADY_DAY}"],
+        steady,
+    )
+    sizes = relation_sizes(bench, steady_day["CLI"][1], "batches|transactions|balances")
+    return steady_day, sizes
 
 
 if __name__ == "__main__":
