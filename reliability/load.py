@@ -308,6 +308,16 @@ class Check:
         self.answers()
         return self.found
 
+    def reported(self, job):
+        """The results the job's 200 answers reported."""
+        return [body["results"] for name, body in self.bodies if name == job]
+
+    def expect_none(self, what, statement):
+        """Note "<n> <what>" when the count the statement answers (as n) is not 0."""
+        n = self.one(statement)["n"]
+        if n:
+            self.found.append(f"{n} {what}")
+
     def one(self, statement):
         """The one row a statement answers."""
         return self.conn.execute(statement).fetchone()
@@ -321,7 +331,7 @@ class Check:
             self.found.append(
                 f"batches differ from the rules: {len(refs)} held, {len(model.batches)} due"
             )
-        granted = sum(b["results"]["successful"] for job, b in self.bodies if job == "grant")
+        granted = sum(r["successful"] for r in self.reported("grant"))
         if granted != len(refs):
             self.found.append(f"responses report {granted} batches granted, {len(refs)} exist")
         return refs
@@ -332,42 +342,38 @@ class Check:
             "SELECT count(*) AS batches, coalesce(-sum(amount), 0) AS amount "
             "FROM credits.transactions WHERE type = 'expire'"
         )
-        reported = [b["results"] for job, b in self.bodies if job == "expire"]
-        if (
-            sum(r["processedBatches"] for r in reported),
-            sum(r["totalExpiredAmount"] for r in reported),
-        ) != (expired["batches"], expired["amount"]):
+        reported = self.reported("expire")
+        batches = sum(r["processedBatches"] for r in reported)
+        amount = sum(r["totalExpiredAmount"] for r in reported)
+        if (batches, amount) != (expired["batches"], expired["amount"]):
             self.found.append(f"expiry reported {reported} does not match the ledger {expired}")
         return expired
 
     def ledger_entries(self):
         """No batch granted or expired twice; each batch's ledger adds up to what remains."""
-        twice = self.one(
+        self.expect_none(
+            "batches granted or expired twice",
             "SELECT count(*) AS n FROM (SELECT batch_id FROM credits.transactions "
-            "WHERE type <> 'consume' GROUP BY batch_id, type HAVING count(*) > 1) t"
+            "WHERE type <> 'consume' GROUP BY batch_id, type HAVING count(*) > 1) t",
         )
-        if twice["n"]:
-            self.found.append(f"{twice['n']} batches granted or expired twice")
         # Per batch: what was granted, less what was spent and expired, is what remains.
-        unbalanced = self.one(
+        self.expect_none(
+            "batches whose ledger does not add up",
             "SELECT count(*) AS n FROM credits.batches b JOIN (SELECT batch_id, sum(amount) AS "
             "total FROM credits.transactions GROUP BY batch_id) t ON t.batch_id = b.id "
-            "WHERE t.total <> b.remaining"
+            "WHERE t.total <> b.remaining",
         )
-        if unbalanced["n"]:
-            self.found.append(f"{unbalanced['n']} batches whose ledger does not add up")
 
     def balances(self):
         """Nothing past its date left active, no balance below zero, every balance adds up."""
-        left = self.one(
+        self.expect_none(
+            "batches past their date still active",
             "SELECT count(*) AS n FROM credits.batches WHERE status = 'active' "
-            "AND expires_at <= now()"
+            "AND expires_at <= now()",
         )
-        if left["n"]:
-            self.found.append(f"{left['n']} batches past their date still active")
-        negative = self.one("SELECT count(*) AS n FROM credits.balances WHERE balance < 0")["n"]
-        if negative:
-            self.found.append(f"{negative} negative balances")
+        self.expect_none(
+            "negative balances", "SELECT count(*) AS n FROM credits.balances WHERE balance < 0"
+        )
         rows, count = invariant_violations(self.owner_url)
         if count:
             self.found.append(f"{count} users whose balance does not add up, e.g. {rows[:3]}")

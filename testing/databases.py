@@ -92,3 +92,13 @@ def allow_connections(server_url, database_url, allowed):
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
             )
+
+
+@contextmanager
+def connections_refused(server_url, database_url):
+    """The database refuses sessions, and ends those it has, for the block."""
+    allow_connections(server_url, database_url, False)
+    try:
+        yield
+    finally:
+        allow_connections(server_url, database_url, True)

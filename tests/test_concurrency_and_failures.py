@@ -13,7 +13,7 @@ import pytest
 from app import create_app
 from credits import config, db, jobs, ledger
 from testing import SECRET
-from testing.databases import allow_connections, scratch_database
+from testing.databases import connections_refused, scratch_database
 from testing.seeders import add_subscribers
 
 GRANT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('credits.job.grant', 0))"
@@ -191,9 +191,8 @@ def test_failed_run_rolls_back_whole_and_says_why(
     client, auth, sql_run, add_plan, subscribe, refuse_ledger_entries
 ):
     add_plan("pro", 100, 30)
-    subscribe("s1", "alice", "pro", "2026-01-10")
-    subscribe("s2", "mallory", "pro", "2026-01-10")
-    subscribe("s3", "zoe", "pro", "2026-01-10")
+    for sub_id, user in (("s1", "alice"), ("s2", "mallory"), ("s3", "zoe")):
+        subscribe(sub_id, user, "pro", "2026-01-10")
     refuse_ledger_entries("mallory")
 
     response = client.get("/api/jobs/credits/grant?date=2026-03-15", headers=auth)
@@ -219,11 +218,8 @@ def test_database_down_answers_503_and_the_service_recovers(
     client, auth, server_url, database_url, route
 ):
     assert client.get(route, headers=auth).status_code == 200
-    allow_connections(server_url, database_url, False)
-    try:
+    with connections_refused(server_url, database_url):
         response = client.get(route, headers=auth)
-    finally:
-        allow_connections(server_url, database_url, True)
     assert response.status_code == 503
     body = response.get_json()
     assert body == {"success": False, "jobId": body["jobId"], "error": "database unavailable"}
