@@ -4,10 +4,13 @@ Binds 127.0.0.1:8000, or 0.0.0.0:$PORT where the platform sets PORT (gunicorn's 
 """
 
 import logging
+import math
 import os
+import time
 
 from dotenv import load_dotenv
 from gunicorn import glogging
+from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers import gthread
 
 from credits import embedded
@@ -27,6 +30,10 @@ keepalive = 5
 # Seconds a client may stay silent while it sends a request or reads the answer (each read or
 # write on its socket): a half-sent request holds a thread this long at most.
 CLIENT_IO_TIMEOUT = 10
+# Seconds a client has to send a whole request (its head and its small body, app.MAX_BODY_BYTES)
+# from when a thread starts reading it; then the connection is closed unanswered. It bounds
+# what the per-read timeout cannot: a client sending a byte every few seconds.
+REQUEST_DEADLINE = 10
 accesslog = "-"
 # gunicorn's default line, less the query string (%(r)s, %(q)s) and the Basic-auth user name
 # (%(u)s): a caller who puts the secret there must not have it written to the log.
@@ -36,14 +43,55 @@ access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
 class BoundedConnection(gthread.TConn):
     """A client connection that waits for its request in the poller, and times out its I/O."""
 
+    deadline = math.inf  # when the request being read must have arrived (time.monotonic())
+    timed_out = False
+
     def wait_for_data(self, timeout):
         """Hand a silent new connection to the poller at once instead of holding a thread."""
         return super().wait_for_data(0)
 
+    def start_request(self):
+        """Give the request a thread is about to read its REQUEST_DEADLINE."""
+        self.deadline = time.monotonic() + REQUEST_DEADLINE
+
     def init(self):
-        """Set up the parser as gunicorn does, then bound each read and write of the socket."""
+        """Set up the parser as gunicorn does, reading through a DeadlineUnreader; bound I/O."""
+        first = not self.initialized
         super().init()
         self.sock.settimeout(CLIENT_IO_TIMEOUT)
+        if first:
+            self.parser.unreader = DeadlineUnreader(self)
+
+    def close(self, graceful=False):
+        """Close as gunicorn does, at once for a client that ran out of time.
+
+        A graceful close lingers up to 2 s reading what the client still sends, in the
+        worker's main loop: a slow client would hold it that long.
+        """
+        super().close(graceful and not self.timed_out)
+
+
+class DeadlineUnreader(SocketUnreader):
+    """gunicorn's socket reader, which gives up when the connection's request is out of time."""
+
+    def __init__(self, conn):
+        super().__init__(conn.sock)
+        self.conn = conn
+
+    def chunk(self, size_hint=None):
+        """Read as gunicorn does, waiting no longer than the request has left."""
+        left = self.conn.deadline - time.monotonic()
+        io_timeout = self.sock.gettimeout()  # CLIENT_IO_TIMEOUT, or less while gunicorn drains
+        try:
+            if left <= 0:
+                raise TimeoutError("request not received in time")
+            self.sock.settimeout(min(io_timeout, left))
+            return super().chunk(size_hint)
+        except TimeoutError:
+            self.conn.timed_out = True
+            raise
+        finally:
+            self.sock.settimeout(io_timeout)
 
 
 class Worker(gthread.ThreadWorker):
@@ -58,6 +106,21 @@ class Worker(gthread.ThreadWorker):
         self.nr_conns += 1
         conn = BoundedConnection(self.cfg, client_sock, client_addr, listener.getsockname())
         self.enqueue_req(conn)
+
+    def handle(self, conn):
+        """Read and answer one request of the connection (gthread's unit of work), in time."""
+        conn.start_request()
+        return super().handle(conn)
+
+    def handle_request(self, req, conn):
+        """Answer a request, then stop its clock: gunicorn bounds the drain of a body left unread.
+
+        Past the deadline, that drain would fail, and the answer be cut off by a hard close.
+        """
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            conn.deadline = math.inf
 
 
 class RedactingFilter(logging.Filter):

@@ -152,7 +152,7 @@ def test_grant_expire_and_spending_together_keep_every_balance_right(
 
     def task(i):
         if i == 0:
-            return jobs.expire(pool)
+            return jobs.expire(pool, settings)
         if i == 1:
             return jobs.grant(pool, settings, jobs.parse_run_date("2026-04-15"))
         results = []
@@ -275,9 +275,11 @@ def test_schema_applies_again_and_from_several_workers_at_once(server_url):
         ]
 
 
-def test_run_that_loses_a_deadlock_is_retried(pool, sql_run, alice_expired, lose_deadlocks, caplog):
+def test_run_that_loses_a_deadlock_is_retried(
+    pool, settings, sql_run, alice_expired, lose_deadlocks, caplog
+):
     lose_deadlocks("expire", db.ATTEMPTS - 1)
-    run = jobs.expire(pool)
+    run = jobs.expire(pool, settings)
     assert run.results["totalExpiredAmount"] == 100
     assert "A chunk of the expire run: DeadlockDetected, retrying" in caplog.text
     [row] = sql_run("SELECT status FROM credits.job_runs WHERE job = 'expire'")
@@ -285,11 +287,11 @@ def test_run_that_loses_a_deadlock_is_retried(pool, sql_run, alice_expired, lose
 
 
 def test_run_that_keeps_losing_deadlocks_fails_whole_after_bounded_retries(
-    pool, sql_run, alice_expired, lose_deadlocks
+    pool, settings, sql_run, alice_expired, lose_deadlocks
 ):
     lose_deadlocks("expire", db.ATTEMPTS)
     with pytest.raises(psycopg.errors.DeadlockDetected):
-        jobs.expire(pool)
+        jobs.expire(pool, settings)
     [row] = sql_run("SELECT status, error FROM credits.job_runs WHERE job = 'expire'")
     assert row["status"] == "failed" and "DeadlockDetected" in row["error"]
     assert sql_run("SELECT status, remaining FROM credits.batches") == [

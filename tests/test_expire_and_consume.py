@@ -89,14 +89,14 @@ def test_batch_not_yet_at_its_date_is_left_alone(pool, settings, add_plan, subsc
     add_plan("long", 100, 36500)
     subscribe("s1", "alice", "long", "2026-01-10")
     jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
-    assert jobs.expire(pool).results["processedBatches"] == 0
+    assert jobs.expire(pool, settings).results["processedBatches"] == 0
     assert batch_states(sql_run, "alice") == [(100, 100, "active")]
 
 
-def test_batch_expires_exactly_at_its_date(pool, sql_run, alice_granted):
+def test_batch_expires_exactly_at_its_date(pool, settings, sql_run, alice_granted):
     just_before = datetime(2026, 4, 8, 23, 59, 59, tzinfo=timezone.utc)
-    assert jobs.expire(pool, at=just_before).results["processedBatches"] == 0
-    assert jobs.expire(pool, at=AFTER_EXPIRY).results["processedBatches"] == 1
+    assert jobs.expire(pool, settings, at=just_before).results["processedBatches"] == 0
+    assert jobs.expire(pool, settings, at=AFTER_EXPIRY).results["processedBatches"] == 1
 
 
 def test_partly_spent_batch_expires_only_what_remains(client, auth, pool, sql_run, alice_granted):
@@ -127,7 +127,7 @@ def test_expire_counts_users_once_and_sums_every_batch(pool, settings, add_plan,
     subscribe("s3", "bob", "pro", "2026-01-10")
     for day in ("2026-02-15", "2026-03-15"):
         jobs.grant(pool, settings, jobs.parse_run_date(day))
-    results = jobs.expire(pool).results
+    results = jobs.expire(pool, settings).results
     assert results == {"processedBatches": 6, "processedUsers": 2, "totalExpiredAmount": 414}
 
 

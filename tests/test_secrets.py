@@ -131,7 +131,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def statements_run_by_the_service():
     """Every execute/executemany call in app.py and credits/, with where it is."""
-    for path in [ROOT / "app.py", *sorted((ROOT / "credits").glob("*.py"))]:
+    for path in [ROOT / "app.py", *sorted((ROOT / "credits").rglob("*.py"))]:
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in (
                 "execute",

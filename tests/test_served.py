@@ -1,10 +1,13 @@
 """The service as deployed: the Procfile's gunicorn command, and a local first run."""
 
+import runpy
+import select
 import socket
+import threading
 import time
 
 from testing import SECRET
-from testing.served import Served, call
+from testing.served import ROOT, Served, call
 
 
 def test_procfile_command_serves_the_jobs(database_url, add_plan, subscribe):
@@ -137,3 +140,65 @@ def test_no_request_writes_its_query_or_headers_to_any_log(database_url):
     assert all(status.split()[1][0] == "4" for status in statuses), statuses
     assert "Invalid request from ip=127.0.0.1" in output
     assert SECRET not in output and "token=" not in output and "caf" not in output
+
+
+def dribble(port, line, seconds, record):
+    """Send a request line, then a header one byte a second for `seconds`; note the close.
+
+    The bytes keep coming after the server's close, as a hostile client's would, until the
+    socket refuses them. `record` gets what was answered and when the server closed.
+    """
+    started = time.monotonic()
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(line)
+        while time.monotonic() - started < seconds:
+            time.sleep(1)
+            if select.select([conn], [], [], 0)[0]:
+                try:
+                    data = conn.recv(4096)
+                except ConnectionResetError:
+                    data = b""
+                answer += data
+                if not data:
+                    record["closed_after"] = time.monotonic() - started
+                    break
+            try:
+                conn.sendall(b"a")
+            except OSError:  # reset by the server
+                record["closed_after"] = time.monotonic() - started
+                break
+    record["answer"] = answer
+
+
+def test_clients_dribbling_a_request_head_do_not_stop_healthz(database_url):
+    """More clients than the worker has threads, each sending a byte a second long past the
+    deadline: /healthz answers within it, and each of them is closed unanswered.
+
+    The clients a thread could not take at once wait for one, then have their own deadline.
+    """
+    deadline = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["REQUEST_DEADLINE"]
+    served = Served({"DATABASE_URL": database_url, "CRON_SECRET": SECRET, "WEB_CONCURRENCY": "1"})
+    line = f"GET /api/jobs/credits/grant?token={SECRET} HTTP/1.1\r\nX-Slow: ".encode()
+    records = [{} for _ in range(6)]  # gunicorn.conf.py: 4 threads
+    clients = [
+        threading.Thread(target=dribble, args=(served.port, line, 2 * deadline + 4, record))
+        for record in records
+    ]
+    try:
+        served.wait_ready()
+        for client in clients:
+            client.start()
+        time.sleep(1.5)  # all threads are reading from them
+        started = time.monotonic()
+        status = call(served.port, "/healthz", timeout=deadline + 3)[0]
+        waited = time.monotonic() - started
+        for client in clients:
+            client.join()
+    finally:
+        output = served.stop()
+    assert status == 200 and waited < deadline + 3
+    assert all(record["answer"] == b"" for record in records), records
+    assert all("closed_after" in record for record in records), records
+    assert "Socket error processing request. (TimeoutError)" in output
+    assert SECRET not in output and "token=" not in output

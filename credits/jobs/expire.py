@@ -1,0 +1,56 @@
+"""The expire job: close every active batch past its date and write its credits off."""
+
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+from credits.db import queries
+from credits.jobs.engine import Run
+from credits.jobs.job import Job, RunOptions
+
+
+class Expire(Job):
+    """Expire: a pass over the users, each chunk's due batches expired in one statement."""
+
+    name = "expire"
+    title = "Expire"
+    counts = ("processedBatches", "processedUsers", "totalExpiredAmount")
+    summary = "Processed batches: %d, Users: %d, Expired: %d"
+    next_chunk = "next_user_chunk"
+    count_keys = "count_pass_users"
+    key_at = "user_at"
+
+    def work_chunk(self, conn, chunk):
+        """Lock the balances of the chunk's users with batches due, then expire those batches."""
+        params = asdict(chunk)
+        users = conn.execute(queries["lock_expiring_balances"], params).fetchone()["users"]
+        row = conn.execute(
+            queries["expire_batches"], {**params, "users": users, "job_id": self.job_id}
+        ).fetchone()
+        return {
+            "processedBatches": row["processed_batches"],
+            "processedUsers": row["processed_users"],
+            "totalExpiredAmount": row["total_expired_amount"],
+        }
+
+
+@dataclass(frozen=True)
+class ExpireOptions(RunOptions):
+    """An expire's options: those of any run, and the moment batches are due by."""
+
+    at: datetime | None = None  # None: now
+
+
+def expire(pool, settings, **options):
+    """Expire every active batch whose expires_at has come by `at` (default: now).
+
+    Options: job_id, at, budget and progress, the last two as in grant(). A pass belongs to
+    the UTC day of `at`; a call that carries on an unfinished pass keeps the pass's own cutoff.
+    """
+    asked = ExpireOptions(**options)
+    job = Expire(asked.job_id or uuid.uuid4())
+    job.log.info("Starting daily expire process", extra={"event": "started"})
+    run_date = (asked.at or datetime.now(timezone.utc)).astimezone(timezone.utc).date()
+    run = Run(pool, settings, job, run_date, asked, cutoff=asked.at).work()
+    job.log_end(run)
+    return run

@@ -1,0 +1,126 @@
+"""What the engine asks of a job, and what a run answers.
+
+A job (grant, expire) names its counts and the statements that walk its keys, and works one
+chunk at a time; the engine (engine.py) does the rest.
+"""
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import ClassVar
+
+logger = logging.getLogger("credits")
+
+# progress(run_date, keys done, keys in the pass or None): told of each chunk a run does.
+Progress = Callable[[date, int, int | None], None]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The keys a job works in one transaction: after after_key up to last_key, in one pass."""
+
+    run_date: date
+    cutoff: datetime
+    catch_up_from: date | None  # grant's: the pass's first due day before its month, if any
+    after_key: str | None
+    last_key: str
+
+
+class Job:
+    """One job's passes: its counts, the statements that walk its keys, how it works a chunk.
+
+    A subclass names these; an instance works the chunks of one run and logs as that run.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]  # the job's name as its log lines say it
+    counts: ClassVar[tuple[str, ...]]
+    summary: ClassVar[str]  # the counts as the run's last log line says them
+    next_chunk: ClassVar[str]  # the statement answering the next chunk's last key and size
+    count_keys: ClassVar[str]  # the statement counting the keys a stripe has left
+    key_at: ClassVar[str]  # the statement answering the key at a position, where stripes split
+
+    def __init__(self, job_id):
+        self.job_id = job_id
+        self.log = RunLog(self)
+
+    @classmethod
+    def zero(cls):
+        """Every count at 0."""
+        return dict.fromkeys(cls.counts, 0)
+
+    def catch_up_from(self, conn, run_date):
+        """The first due day before run_date's month that a new pass covers; None: none."""
+        return None
+
+    def work_chunk(self, conn, chunk):
+        """Do the job for one chunk in the caller's transaction; answers its counts."""
+        raise NotImplementedError
+
+    def log_end(self, run):
+        """The run's last line: what it did, and whether its pass is done or goes on next call."""
+        fields = {
+            "event": "completed" if run.complete else "stopped",
+            "dry_run": run.dry_run,
+            "duration_ms": run.duration_ms,
+            "results": run.results,
+            "complete": run.complete,
+        }
+        counts = [run.results[name] for name in self.counts]
+        if run.complete:
+            message = f"Completed in %dms. {self.summary}"
+        else:
+            message = f"Time budget spent after %dms; call again to carry on. {self.summary}"
+        self.log.info(message, run.duration_ms, *counts, extra=fields)
+
+
+class RunLog(logging.LoggerAdapter):
+    """A run's log: each line opens with the run's label and carries its job and id."""
+
+    def __init__(self, job):
+        super().__init__(logger, {"job": job.name, "job_id": str(job.job_id)})
+        self.label = f"[Credits {job.title} Job {job.job_id}]"
+
+    def process(self, msg, kwargs):
+        """The line with the run's label in front, and the run's fields beside its own."""
+        kwargs["extra"] = {**self.extra, **kwargs.get("extra", {})}
+        return f"{self.label} {msg}", kwargs
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """What one run of a job did, and where its pass stands."""
+
+    job_id: uuid.UUID
+    duration_ms: int
+    results: dict
+    run_date: date | None = None
+    dry_run: bool = False
+    complete: bool = True
+    totals: dict | None = None
+
+    def response(self):
+        """The JSON body the cron platform gets, in the documented shape."""
+        body = {"success": True}
+        if self.dry_run:
+            body["dryRun"] = True
+        body["jobId"] = str(self.job_id)
+        if self.run_date is not None:
+            body["date"] = self.run_date.isoformat()
+        body["duration"] = self.duration_ms
+        body["results"] = self.results
+        body["complete"] = self.complete
+        if self.totals is not None:
+            body["totals"] = self.totals
+        return body
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a caller may ask of any run: its id, a time budget in seconds, progress reports."""
+
+    job_id: uuid.UUID | None = None
+    budget: float | None = None
+    progress: Progress | None = None

@@ -1,0 +1,42 @@
+"""A run's parameters as a caller writes them: the run date and the time budget."""
+
+import re
+from datetime import date, datetime, timezone
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A budget as a caller writes one: "25", "7.5".
+PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+class InvalidParameter(ValueError):
+    """A run was asked for with a parameter it cannot take; nothing was done."""
+
+
+def parse_run_date(text, today=None):
+    """The run date from `YYYY-MM-DD`: a past or present UTC date, never a future one."""
+    today = today or datetime.now(timezone.utc).date()
+    if text is None:
+        return today
+    if not _ISO_DATE.fullmatch(text):
+        raise InvalidParameter(f"date must be a date as YYYY-MM-DD, got {text!r}")
+    try:
+        run_date = date.fromisoformat(text)
+    except ValueError:
+        raise InvalidParameter(f"date {text!r} is not a calendar date") from None
+    if run_date > today:
+        raise InvalidParameter(f"date {text} is in the future (today is {today} UTC)")
+    return run_date
+
+
+def parse_budget(text, settings):
+    """A run's time budget in seconds: the setting's, or a request's own up to the maximum."""
+    if text is None:
+        return settings.time_budget
+    # Plain decimal digits only: float() also takes "2_7_0", "1e2", " 8" and other scripts' digits.
+    budget = float(text) if PLAIN_DECIMAL.fullmatch(text) else None
+    if budget is None or not 0 < budget <= settings.max_budget:
+        raise InvalidParameter(
+            f"budget must be a number of seconds above 0 and at most {settings.max_budget:g} "
+            f"(the worker timeout less a margin for the last chunk), got {text!r}"
+        )
+    return budget
