@@ -14,16 +14,16 @@ from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers import gthread
 
 from credits import embedded
-from credits.config import ConfigError, Settings, worker_timeout
+from credits.config import ConfigError, Settings, value_of, worker_timeout
 
 embedded_server = None  # the master's handle on the embedded PostgreSQL, when it runs one
 
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = value_of("WEB_CONCURRENCY", os.environ)
 # Above the longest time budget a request may ask for (credits.config): a run stops starting
 # chunks when its budget is spent, well before its worker would be killed.
 timeout = worker_timeout(os.environ)
 # Threads, so /healthz and a refused call are answered while a job runs for its whole budget.
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = value_of("GUNICORN_THREADS", os.environ)
 # Seconds a connection may stay open without sending a request (kept alive, or idle from the
 # start) before it is closed; it waits in the worker's poller meanwhile, holding no thread.
 keepalive = 5

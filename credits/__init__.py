@@ -13,7 +13,7 @@ LOG_FIELDS = ("event", "job", "job_id", "dry_run", "duration_ms", "results", "co
 class JsonLineFormatter(logging.Formatter):
     """One JSON object per line: time, level, message and the job's fields."""
 
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
             "level": record.levelname.lower(),
@@ -25,7 +25,7 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(log_format="text"):
+def configure_logging(log_format: str = "text") -> None:
     """Send the service's log lines to stdout, as plain text or as JSON lines."""
     logger = logging.getLogger("credits")
     if not logger.handlers:

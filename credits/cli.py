@@ -55,14 +55,23 @@ def cli(ctx):
     ctx.call_on_close(context.close)
 
 
+class BadInput(click.ClickException):
+    """A missing, malformed or out-of-range argument: a one-line error and exit status 2."""
+
+    exit_code = 2
+
+
 def _fail_on(*errors):
-    """Turn the given domain errors into a clean `Error: ...` and exit status 1."""
+    """Turn the given domain errors into a clean `Error: ...`: exit status 1 for a refusal,
+    2 for a bad argument (the library's InvalidArgument, a bad plans file)."""
 
     def decorate(command):
         @functools.wraps(command)
         def wrapper(*args, **kwargs):
             try:
                 return command(*args, **kwargs)
+            except (ledger.InvalidArgument, plans.PlanFileError) as exc:
+                raise BadInput(str(exc)) from None
             except errors as exc:
                 raise click.ClickException(str(exc) or type(exc).__name__) from None
             except db.DatabaseUnavailable as exc:
@@ -90,14 +99,35 @@ def init_db(obj):
 @cli.command("load-plans")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.pass_obj
-@_fail_on(plans.PlanFileError)
+@_fail_on()
 def load_plans(obj, path):
-    """Create or update the plans in a TOML file (see plans.example.toml)."""
+    """Create or update plans, packs, services, the sign-up bonus and the balance cap from a
+    TOML file (see plans.example.toml), all or nothing."""
     loaded = plans.load_plans(obj.pool, path)
-    for plan in loaded:
-        validity = f"{plan['validity_days']} days" if plan["validity_days"] else "never expire"
-        click.echo(f"{plan['plan_id']}: {plan['monthly_credits']} credits a month, {validity}")
-    click.echo(f"Loaded {len(loaded)} plan(s).")
+    for plan in loaded.plans:
+        click.echo(
+            f"{plan['plan_id']}: {plan['monthly_credits']} credits a month, "
+            f"{_validity(plan['validity_days'])}"
+        )
+    for package in loaded.packages:
+        click.echo(
+            f"package {package['package_id']}: {package['credits']} credits + "
+            f"{package['bonus']} bonus, {_validity(package['validity_days'])}"
+        )
+    for service in loaded.services:
+        click.echo(f"service {service['service']}: {service['cost']} credits a use")
+    if loaded.registration:
+        click.echo(
+            f"sign-up bonus: {loaded.registration['credits']} credits, "
+            f"{_validity(loaded.registration['validity_days'])}"
+        )
+    if loaded.limits:
+        click.echo(f"balance cap for packs: {loaded.limits['max_balance'] or 'none'}")
+    click.echo(f"Loaded {len(loaded.plans)} plan(s).")
+
+
+def _validity(days):
+    return f"{days} days" if days else "never expire"
 
 
 @cli.command()
@@ -182,6 +212,146 @@ def consume(obj, user_id, amount, reference_id):
     click.echo(f"Spent {spent.amount} credits of {user_id}{note}. Balance: {spent.balance}")
 
 
+# --expires-at: a date, or a date and time (UTC unless it says its offset).
+_ISO_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
+
+
+def _reference_option(help_text):
+    return click.option("--reference", "reference_id", required=True, help=help_text)
+
+
+def _print_json(answer):
+    """The answer as one JSON document on stdout (log lines go to stderr)."""
+    click.echo(json.dumps(answer, default=lambda value: value.isoformat()))
+
+
+@cli.command()
+@click.argument("user_id")
+@click.argument("amount", type=int)
+@click.option(
+    "--source", required=True, help="purchase, bonus, registration, promotion or adjustment."
+)
+@_reference_option("Your idempotency key for this grant: a retry grants nothing more.")
+@click.option("--validity-days", type=int, help="Expire this many days from now.")
+@click.option("--expires-at", metavar="ISO", type=click.DateTime(_ISO_FORMATS), help="Or then.")
+@click.pass_obj
+@_fail_on(ledger.Refused)
+def add(obj, user_id, amount, source, reference_id, validity_days, expires_at):
+    """Grant USER_ID a one-off batch of AMOUNT credits (never expiring unless told)."""
+    _print_json(
+        ledger.grant(
+            obj.pool,
+            user_id,
+            amount,
+            source,
+            reference_id,
+            validity_days=validity_days,
+            expires_at=_utc(expires_at),
+        )
+    )
+
+
+@cli.command()
+@click.argument("user_id")
+@click.argument("package_id", metavar="PACKAGE")
+@_reference_option("The purchase's reference: the pack is granted once per purchase.")
+@click.pass_obj
+@_fail_on(ledger.Refused)
+def buy(obj, user_id, package_id, reference_id):
+    """Grant USER_ID the credit pack PACKAGE bought under a purchase reference."""
+    _print_json(ledger.buy(obj.pool, user_id, package_id, reference_id))
+
+
+@cli.command()
+@click.argument("user_id")
+@click.pass_obj
+@_fail_on(ledger.Refused)
+def bonus(obj, user_id):
+    """Grant USER_ID the sign-up bonus ([registration]), once whatever is replayed."""
+    _print_json(ledger.registration_bonus(obj.pool, user_id))
+
+
+@cli.command()
+@click.argument("user_id")
+@click.argument("amount", type=int, required=False)
+@click.option("--service", help="Spend this service's cost (times --quantity) instead.")
+@click.option("--quantity", type=int, default=1, show_default=True, help="Uses of --service.")
+@_reference_option("Your idempotency key for this spend: a retry spends nothing more.")
+@click.option("--metadata", metavar="JSON", help="A JSON object kept with the spend.")
+@click.pass_obj
+@_fail_on(ledger.Refused)
+def spend(obj, user_id, amount, service, quantity, reference_id, metadata):
+    """Spend AMOUNT credits of USER_ID, or --service NAME's cost, soonest-expiring first."""
+    if (amount is None) == (service is None):
+        raise BadInput("give AMOUNT or --service, not both")
+    answer = ledger.spend(
+        obj.pool,
+        user_id,
+        reference_id,
+        amount=amount,
+        service=service,
+        quantity=quantity,
+        metadata=_json_object(metadata),
+    )
+    _print_json(answer)
+
+
+@cli.command()
+@click.argument("user_id")
+@_reference_option("The reference of the spend to reverse.")
+@click.pass_obj
+@_fail_on(ledger.Refused)
+def reverse(obj, user_id, reference_id):
+    """Give USER_ID's spend back to the batches it came from (once)."""
+    _print_json(ledger.reverse(obj.pool, user_id, reference_id))
+
+
+@cli.command()
+@click.argument("reference_id", metavar="REF")
+@click.pass_obj
+@_fail_on(ledger.Refused)
+def void(obj, reference_id):
+    """Take back what remains of the one-off grant (or pack) granted under REF."""
+    _print_json(ledger.void(obj.pool, reference_id))
+
+
+@cli.command()
+@click.argument("user_id")
+@click.pass_obj
+@_fail_on(ledger.Refused)
+def account(obj, user_id):
+    """USER_ID's balance, spendable credits, next expiry and next subscription grant."""
+    _print_json(ledger.account(obj.pool, user_id, obj.settings.eligible_statuses))
+
+
+@cli.command()
+@click.argument("user_id")
+@click.option("--limit", type=int, default=50, show_default=True, help="Entries (1 to 100).")
+@click.option("--before", type=int, metavar="CURSOR", help="next_cursor of the page before.")
+@click.pass_obj
+@_fail_on(ledger.Refused)
+def statement(obj, user_id, limit, before):
+    """USER_ID's ledger entries, newest first, one page at a time."""
+    _print_json(ledger.statement(obj.pool, user_id, limit=limit, before=before))
+
+
+def _json_object(text):
+    """--metadata as a value, or a one-line error."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise BadInput(f"--metadata is not JSON: {exc}") from None
+
+
+def _utc(moment):
+    """A time given without an offset is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=timezone.utc)
+
+
 @cli.command()
 @click.argument("user_id")
 @click.pass_obj
@@ -204,15 +374,18 @@ def balance(obj, user_id):
 @click.pass_obj
 @_fail_on()
 def verify(obj):
-    """Check balance = ledger total = active remaining for every user; exit 1 if not."""
+    """Check balance = ledger total = active remaining for every user, and each ledger entry's
+    balance_after; exit 1 if not."""
     rows, count = ledger.find_invariant_violations(obj.pool)
     if not count:
         click.echo("OK: every balance matches its ledger and its active batches.")
         return
     for r in rows:
+        misstated = r["misstated_entries"]
         click.echo(
             f"{r['user_id']}: balance {r['balance']}, ledger {r['ledger_total']}, "
-            f"active batches {r['active_remaining']}",
+            f"active batches {r['active_remaining']}"
+            + (f", {misstated} entries with a wrong balance_after" if misstated else ""),
             err=True,
         )
     more = f" (first {len(rows)} shown)" if count > len(rows) else ""

@@ -4,8 +4,10 @@ import math
 import os
 import secrets
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 MIN_SECRET_LENGTH = 16
@@ -17,21 +19,364 @@ LOG_FORMATS = ("text", "json")
 # function after its maximum duration, CREDITS_MAX_DURATION. The default budget fits the
 # shortest caller's limit (cron-job.org, 30 s); a request may ask for more, up to that limit
 # less a margin for the chunk in flight.
-DEFAULT_TIME_BUDGET = 8
-DEFAULT_WORKER_TIMEOUT = 300
 CHUNK_MARGIN = 30
-DEFAULT_CHUNK_SIZE = 25_000
-# A run's chunks go this many at a time, each stripe of keys on a connection of its own.
-DEFAULT_PARALLEL_CHUNKS = 2
-# A grant pass looks back this many days for due days missed since the last completed pass,
-# across a month's end: a platform outage of a week loses no month's credits. At most 28, so
-# the window reaches back into the previous month only (credits.due_grants).
-DEFAULT_CATCH_UP_DAYS = 7
+# A grant pass looks back at most this many days for due days missed since the last completed
+# pass, so the window reaches back into the previous month only (credits.due_grants).
 MAX_CATCH_UP_DAYS = 28
+
+# How a setting's text becomes its value: (name, text) -> value, or a ConfigError naming it.
+Read = Callable[[str, str], Any]
 
 
 class ConfigError(Exception):
     """A setting is missing or wrong; the service refuses to start."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name, how its text is read and checked, its default, what it means."""
+
+    name: str
+    read: Read | None  # None: read by gunicorn itself, never by the service
+    default: str | None  # the text an unset setting reads as; None: unset means none
+    required: str  # when it must be set, in the README's words
+    meaning: str
+    field: str | None = None  # the Settings attribute it fills, if any
+    default_note: str = ""  # what the README adds on the default
+
+    def value(self, values: Mapping[str, str]) -> Any:
+        """This setting's value in environment-style values, its default's when unset."""
+        text = values.get(self.name, self.default)
+        if text is None or self.read is None:
+            return None
+        return self.read(self.name, text)
+
+    def row(self) -> str:
+        """This setting's row of the README's settings table."""
+        default = [] if self.default is None else [f"`{self.default}`"]
+        if self.default_note:
+            default.append(f"({self.default_note})" if default else self.default_note)
+        return f"| `{self.name}` | {self.required} | {' '.join(default) or '—'} | {self.meaning} |"
+
+
+def _text(name: str, text: str) -> str | None:
+    """The text as it is, None when empty."""
+    return text or None
+
+
+def _trimmed(name: str, text: str) -> str | None:
+    """The text without surrounding spaces and newlines, None when empty.
+
+    Stray spaces and newlines come from copy-paste and .env files, never from intent.
+    """
+    return text.strip() or None
+
+
+def _path(name: str, text: str) -> Path:
+    """A folder."""
+    return Path(text)
+
+
+def _whole(name: str, text: str) -> int:
+    """A whole number, read as gunicorn.conf.py has always read its workers and threads."""
+    return int(text)
+
+
+def _statuses(name: str, text: str) -> tuple[str, ...]:
+    """A comma-separated list of subscription statuses."""
+    statuses = tuple(s.strip() for s in text.split(","))
+    if not all(statuses):
+        raise ConfigError(f"{name} must be a comma-separated list of statuses")
+    return statuses
+
+
+def _log_format(name: str, text: str) -> str:
+    """One of LOG_FORMATS, in any case."""
+    value = text.strip().lower()
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"{name} must be text or json, got {value!r}")
+    return value
+
+
+def _boolean(name: str, text: str) -> bool:
+    """true or false, in any case."""
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise ConfigError(f"{name} must be true or false")
+    return value == "true"
+
+
+def _positive(kind: type[int] | type[float], unit: str) -> Read:
+    """A reader of a number above 0 of this kind; unit names it in the error."""
+
+    def read(name: str, text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"{name} must be {unit} above 0, got {text!r}")
+        return value
+
+    return read
+
+
+def _above_margin(name: str, text: str) -> int:
+    """A request limit in whole seconds, long enough to leave the margin for the last chunk."""
+    limit: int = _positive(int, "a whole number of seconds")(name, text)
+    if limit <= CHUNK_MARGIN:
+        raise ConfigError(f"{name} must be above {CHUNK_MARGIN} seconds")
+    return limit
+
+
+def _catch_up_days(name: str, text: str) -> int:
+    """A whole number of days from 0 (no catch-up) to MAX_CATCH_UP_DAYS."""
+    days = text.strip()
+    if not (days.isascii() and days.isdigit() and int(days) <= MAX_CATCH_UP_DAYS):
+        raise ConfigError(
+            f"{name} must be a whole number of days from 0 to {MAX_CATCH_UP_DAYS}, got {text!r}"
+        )
+    return int(days)
+
+
+def _public_url(name: str, text: str) -> str | None:
+    """An http(s) URL without a trailing slash, None when empty."""
+    value = text.strip().rstrip("/")
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(
+            f"{name} must be an http(s) URL without a query string, "
+            f"e.g. https://credits.example.com, got {value!r}"
+        )
+    return value
+
+
+# Every setting the service, gunicorn.conf.py and gunicorn read, in the README's order; the
+# README's settings table is made from it (settings_table) and a test holds the two together.
+SETTINGS = (
+    Setting(
+        "DATABASE_URL",
+        read=_text,
+        default=None,
+        required="in production",
+        meaning="PostgreSQL connection URL (or `key=value` string)",
+        field="database_url",
+        default_note="embedded PostgreSQL",
+    ),
+    Setting(
+        "CRON_SECRET",
+        read=_trimmed,
+        default=None,
+        required="yes, with `DATABASE_URL` (not for the CLI)",
+        meaning=(
+            "the bearer secret, one value of at least 16 characters without a comma; "
+            "surrounding spaces and newlines are ignored"
+        ),
+        field="cron_secret",
+        default_note="generated in `.credits/cron_secret` on the embedded database",
+    ),
+    Setting(
+        "CRON_SECRET_NEXT",
+        read=_trimmed,
+        default=None,
+        required="no",
+        meaning=(
+            "the new secret while [rotating](#changing-the-secret-without-downtime), accepted "
+            "as well; at least 16 characters"
+        ),
+        field="cron_secret_next",
+    ),
+    Setting(
+        "QSTASH_CURRENT_SIGNING_KEY",
+        read=_trimmed,
+        default=None,
+        required="no; with the next one",
+        meaning=(
+            "QStash's current signing key: a request with QStash's valid `Upstash-Signature` "
+            "may run the jobs"
+        ),
+        field="qstash_current_signing_key",
+    ),
+    Setting(
+        "QSTASH_NEXT_SIGNING_KEY",
+        read=_trimmed,
+        default=None,
+        required="no; with the current one",
+        meaning="QStash's next signing key (QStash signs with it after a rotation)",
+        field="qstash_next_signing_key",
+    ),
+    Setting(
+        "CREDITS_PUBLIC_URL",
+        read=_public_url,
+        default=None,
+        required="with the QStash keys",
+        meaning=(
+            "the URL QStash calls, up to the routes (`https://credits.example.com`); a signed "
+            "request runs only when QStash signed this URL followed by its path and query"
+        ),
+        field="public_url",
+    ),
+    Setting(
+        "CREDITS_STATUS_MAX_AGE_HOURS",
+        read=_positive(float, "a number of hours"),
+        default="26",
+        required="no",
+        meaning="the status route answers 503 when a job's last success is older than this",
+        field="status_max_age_hours",
+    ),
+    Setting(
+        "CREDITS_LOG_FORMAT",
+        read=_log_format,
+        default="text",
+        required="no",
+        meaning="`text`: readable lines; `json`: one JSON object per line",
+        field="log_format",
+    ),
+    Setting(
+        "CREDITS_ELIGIBLE_STATUSES",
+        read=_statuses,
+        default="active",
+        required="no",
+        meaning="comma-separated subscription statuses that are granted, e.g. `active,trialing`",
+        field="eligible_statuses",
+    ),
+    Setting(
+        "CREDITS_DB_TIMEOUT",
+        read=_positive(float, "a number of seconds"),
+        default="5",
+        required="no",
+        meaning="seconds to wait for a database connection before answering 503",
+        field="db_timeout",
+    ),
+    Setting(
+        "CREDITS_APPLY_SCHEMA",
+        read=_boolean,
+        default="true",
+        required="no",
+        meaning=(
+            "`false` for a service running as a role that may not create tables ([the "
+            "database contract](#the-database-contract)): it then only checks that the schema "
+            "is there"
+        ),
+        field="apply_schema",
+    ),
+    Setting(
+        # Fits the shortest caller's limit (cron-job.org, 30 s).
+        "CREDITS_TIME_BUDGET",
+        read=_positive(float, "a number of seconds"),
+        default="8",
+        required="no",
+        meaning=(
+            "seconds a job call works before it stops starting chunks and answers "
+            '`"complete": false` ([Time limits](#time-limits))'
+        ),
+        field="time_budget",
+    ),
+    Setting(
+        "CREDITS_CHUNK_SIZE",
+        read=_positive(int, "a count"),
+        default="25000",
+        required="no",
+        meaning="keys (subscriptions, users) a chunk transaction covers",
+        field="chunk_size",
+    ),
+    Setting(
+        # A run's chunks go this many at a time, each stripe of keys on a connection of its own.
+        "CREDITS_PARALLEL_CHUNKS",
+        read=_positive(int, "a count"),
+        default="2",
+        required="no",
+        meaning="stripes of keys a run works side by side, each on its own database connection",
+        field="parallel_chunks",
+    ),
+    Setting(
+        # A platform outage of a week loses no month's credits.
+        "CREDITS_CATCH_UP_DAYS",
+        read=_catch_up_days,
+        default="7",
+        required="no",
+        meaning=(
+            "days a grant run looks back across a month's end for due days missed since the "
+            "last completed run ([which months a run covers](#get-apijobscreditsgrant)), 0 to "
+            "28"
+        ),
+        field="catch_up_days",
+    ),
+    Setting(
+        "CREDITS_DATA_DIR",
+        read=_path,
+        default=".credits",
+        required="no",
+        meaning="the embedded PostgreSQL's data and the generated local secret",
+        field="data_dir",
+    ),
+    Setting(
+        "WEB_CONCURRENCY",
+        read=_whole,
+        default="2",
+        required="no",
+        meaning=(
+            "gunicorn workers; each opens up to `CREDITS_PARALLEL_CHUNKS` + 2 database "
+            "connections ([deploy/paas](deploy/paas/README.md#database-connections))"
+        ),
+        default_note="Heroku's Python buildpack sets it from the dyno size",
+    ),
+    Setting(
+        "GUNICORN_THREADS",
+        read=_whole,
+        default="4",
+        required="no",
+        meaning=(
+            "threads per worker: requests a worker answers at once (`/healthz` while a job "
+            "runs); they share the worker's connections"
+        ),
+    ),
+    Setting(
+        "GUNICORN_TIMEOUT",
+        read=_above_margin,
+        default="300",
+        required="no",
+        meaning=(
+            "seconds before gunicorn kills a worker that is still in a request; a call's "
+            "budget may be at most this less 30"
+        ),
+    ),
+    Setting(
+        "CREDITS_MAX_DURATION",
+        read=_above_margin,
+        default=None,
+        required="no; instead of `GUNICORN_TIMEOUT` where the platform runs the app (Vercel)",
+        meaning=(
+            "the platform's limit on one request in seconds (Vercel: the function's "
+            "`maxDuration`); a call's budget may be at most this less 30. Setting both, or "
+            "this one under gunicorn, stops the service at startup"
+        ),
+    ),
+    Setting(
+        "PORT",
+        read=None,
+        default=None,
+        required="no",
+        meaning=(
+            "when set (as on a PaaS), gunicorn listens on `0.0.0.0:$PORT` instead of "
+            "`127.0.0.1:8000`"
+        ),
+    ),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def value_of(name: str, values: Mapping[str, str]) -> Any:
+    """The value of the setting so named in environment-style values (gunicorn.conf.py)."""
+    return _BY_NAME[name].value(values)
+
+
+def settings_table() -> str:
+    """The README's settings table, made from SETTINGS."""
+    head = ["| name | required | default | meaning |", "| --- | --- | --- | --- |"]
+    return "\n".join(head + [s.row() for s in SETTINGS])
 
 
 @dataclass(frozen=True)
@@ -40,101 +385,67 @@ class Settings:
 
     database_url: str | None
     cron_secret: str | None
+    cron_secret_next: str | None
+    qstash_current_signing_key: str | None
+    qstash_next_signing_key: str | None
+    public_url: str | None
+    status_max_age_hours: float
+    log_format: str
     eligible_statuses: tuple[str, ...]
-    data_dir: Path
     db_timeout: float
+    apply_schema: bool
+    time_budget: float
     chunk_size: int
     parallel_chunks: int
-    time_budget: float
+    catch_up_days: int
+    data_dir: Path
     max_budget: float
-    log_format: str = "text"
-    status_max_age_hours: float = 26.0
-    qstash_current_signing_key: str | None = None
-    qstash_next_signing_key: str | None = None
-    public_url: str | None = None
-    apply_schema: bool = True
-    cron_secret_next: str | None = None
-    catch_up_days: int = DEFAULT_CATCH_UP_DAYS
 
     @classmethod
-    def from_mapping(cls, values):
+    def from_mapping(cls, values: Mapping[str, str]) -> "Settings":
         """Build settings from environment-style names (DATABASE_URL, CRON_SECRET, ...)."""
-        statuses = tuple(
-            s.strip() for s in values.get("CREDITS_ELIGIBLE_STATUSES", "active").split(",")
-        )
-        if not all(statuses):
-            raise ConfigError(
-                "CREDITS_ELIGIBLE_STATUSES must be a comma-separated list of statuses"
-            )
-        db_timeout = _positive(values, "CREDITS_DB_TIMEOUT", 5, float, "a number of seconds")
-        chunk_size = _positive(values, "CREDITS_CHUNK_SIZE", DEFAULT_CHUNK_SIZE, int, "a count")
-        parallel_chunks = _positive(
-            values, "CREDITS_PARALLEL_CHUNKS", DEFAULT_PARALLEL_CHUNKS, int, "a count"
-        )
-        time_budget = _positive(
-            values, "CREDITS_TIME_BUDGET", DEFAULT_TIME_BUDGET, float, "a number of seconds"
-        )
-        limit_name, limit = request_limit(values)
-        max_budget = limit - CHUNK_MARGIN
-        if time_budget > max_budget:
-            raise ConfigError(
-                f"CREDITS_TIME_BUDGET ({time_budget:g} s) must leave {CHUNK_MARGIN} s before "
-                f"{limit_name} ({limit:g} s) for the chunk in flight"
-            )
-        log_format = values.get("CREDITS_LOG_FORMAT", "text").strip().lower()
-        if log_format not in LOG_FORMATS:
-            raise ConfigError(f"CREDITS_LOG_FORMAT must be text or json, got {log_format!r}")
-        max_age = _positive(values, "CREDITS_STATUS_MAX_AGE_HOURS", 26, float, "a number of hours")
-        current_key = (values.get("QSTASH_CURRENT_SIGNING_KEY") or "").strip() or None
-        next_key = (values.get("QSTASH_NEXT_SIGNING_KEY") or "").strip() or None
-        if (current_key is None) != (next_key is None):
+        fields = {s.field: s.value(values) for s in SETTINGS if s.field is not None}
+        if (fields["qstash_current_signing_key"] is None) != (
+            fields["qstash_next_signing_key"] is None
+        ):
             # QStash signs with either key while it rotates them; one alone would fail later.
             raise ConfigError(
                 "QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY must be set together"
             )
-        public_url = _public_url(values.get("CREDITS_PUBLIC_URL"), qstash=current_key is not None)
-        catch_up_days = _catch_up_days(values)
-        apply_schema = values.get("CREDITS_APPLY_SCHEMA", "true").strip().lower()
-        if apply_schema not in ("true", "false"):
-            raise ConfigError("CREDITS_APPLY_SCHEMA must be true or false")
-        return cls(
-            database_url=values.get("DATABASE_URL") or None,
-            # Stray spaces and newlines come from copy-paste and .env files, never from intent.
-            cron_secret=(values.get("CRON_SECRET") or "").strip() or None,
-            cron_secret_next=(values.get("CRON_SECRET_NEXT") or "").strip() or None,
-            eligible_statuses=statuses,
-            data_dir=Path(values.get("CREDITS_DATA_DIR", ".credits")),
-            db_timeout=db_timeout,
-            chunk_size=chunk_size,
-            parallel_chunks=parallel_chunks,
-            time_budget=time_budget,
-            max_budget=max_budget,
-            log_format=log_format,
-            status_max_age_hours=max_age,
-            qstash_current_signing_key=current_key,
-            qstash_next_signing_key=next_key,
-            public_url=public_url,
-            apply_schema=apply_schema == "true",
-            catch_up_days=catch_up_days,
-        )
+        if fields["qstash_current_signing_key"] is not None and fields["public_url"] is None:
+            # A signed request runs only when QStash signed this URL followed by the request's
+            # path and query string, so the URL callers use must be known whatever proxy is in
+            # front.
+            raise ConfigError(
+                "CREDITS_PUBLIC_URL must be set with the QStash signing keys: the URL QStash "
+                "calls, up to the routes (e.g. https://credits.example.com)"
+            )
+        limit_name, limit = request_limit(values)
+        max_budget = limit - CHUNK_MARGIN
+        if fields["time_budget"] > max_budget:
+            raise ConfigError(
+                f"CREDITS_TIME_BUDGET ({fields['time_budget']:g} s) must leave {CHUNK_MARGIN} s "
+                f"before {limit_name} ({limit:g} s) for the chunk in flight"
+            )
+        return cls(**fields, max_budget=max_budget)
 
     @property
-    def embedded(self):
+    def embedded(self) -> bool:
         """True when no DATABASE_URL is set and the service runs its own PostgreSQL."""
         return self.database_url is None
 
     @property
-    def qstash_enabled(self):
+    def qstash_enabled(self) -> bool:
         """True when QStash's signing keys are set, so a signed request may run a job."""
         return self.qstash_current_signing_key is not None
 
     @property
-    def local_secret_file(self):
+    def local_secret_file(self) -> Path:
         """Where a local run keeps the secret it generated for itself."""
         return self.data_dir / "cron_secret"
 
 
-def request_limit(values):
+def request_limit(values: Mapping[str, str]) -> tuple[str, int]:
     """The setting that bounds one request, and its seconds: the platform's, else gunicorn's."""
     if values.get("CREDITS_MAX_DURATION") is None:
         return "GUNICORN_TIMEOUT", worker_timeout(values)
@@ -144,10 +455,10 @@ def request_limit(values):
             "set GUNICORN_TIMEOUT where gunicorn runs the service, or CREDITS_MAX_DURATION "
             "where the platform runs it (Vercel), not both"
         )
-    return "CREDITS_MAX_DURATION", _above_margin(values, "CREDITS_MAX_DURATION")
+    return "CREDITS_MAX_DURATION", value_of("CREDITS_MAX_DURATION", values)
 
 
-def worker_timeout(values):
+def worker_timeout(values: Mapping[str, str]) -> int:
     """gunicorn's worker timeout, in seconds: GUNICORN_TIMEOUT (read by gunicorn.conf.py too)."""
     if values.get("CREDITS_MAX_DURATION") is not None:
         # A budget sized for a platform's limit would outlive gunicorn's worker.
@@ -155,63 +466,11 @@ def worker_timeout(values):
             "CREDITS_MAX_DURATION is for a platform that runs the service itself (Vercel); "
             "under gunicorn set GUNICORN_TIMEOUT instead"
         )
-    return _above_margin(values, "GUNICORN_TIMEOUT")
+    timeout: int = value_of("GUNICORN_TIMEOUT", values)
+    return timeout
 
 
-def _above_margin(values, name):
-    """A request limit in whole seconds, long enough to leave the margin for the last chunk."""
-    limit = _positive(values, name, DEFAULT_WORKER_TIMEOUT, int, "a whole number of seconds")
-    if limit <= CHUNK_MARGIN:
-        raise ConfigError(f"{name} must be above {CHUNK_MARGIN} seconds")
-    return limit
-
-
-def _catch_up_days(values):
-    """CREDITS_CATCH_UP_DAYS: a whole number of days from 0 (no catch-up) to 28."""
-    text = values.get("CREDITS_CATCH_UP_DAYS", str(DEFAULT_CATCH_UP_DAYS)).strip()
-    if not (text.isascii() and text.isdigit() and int(text) <= MAX_CATCH_UP_DAYS):
-        raise ConfigError(
-            f"CREDITS_CATCH_UP_DAYS must be a whole number of days from 0 to "
-            f"{MAX_CATCH_UP_DAYS}, got {values.get('CREDITS_CATCH_UP_DAYS')!r}"
-        )
-    return int(text)
-
-
-def _public_url(value, qstash):
-    """CREDITS_PUBLIC_URL without a trailing slash; required with QStash's keys.
-
-    A signed request runs only when QStash signed this URL followed by the request's path
-    and query string, so the URL callers use must be known whatever proxy is in front.
-    """
-    value = (value or "").strip().rstrip("/")
-    if not value:
-        if qstash:
-            raise ConfigError(
-                "CREDITS_PUBLIC_URL must be set with the QStash signing keys: the URL QStash "
-                "calls, up to the routes (e.g. https://credits.example.com)"
-            )
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(
-            "CREDITS_PUBLIC_URL must be an http(s) URL without a query string, "
-            f"e.g. https://credits.example.com, got {value!r}"
-        )
-    return value
-
-
-def _positive(values, name, default, kind, meaning):
-    """A setting that is a number above 0, or its default when unset."""
-    try:
-        value = kind(values.get(name, default))
-    except ValueError:
-        value = None
-    if value is None or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{name} must be {meaning} above 0, got {values.get(name)!r}")
-    return value
-
-
-def cron_secrets(settings):
+def cron_secrets(settings: Settings) -> tuple[str, ...]:
     """The bearer secrets the job routes accept (one, or two while rotating); fails closed.
 
     CRON_SECRET is one secret, exactly what Vercel Cron sends; CRON_SECRET_NEXT holds the new
@@ -240,7 +499,7 @@ def cron_secrets(settings):
     return accepted
 
 
-def _local_secret(path):
+def _local_secret(path: Path) -> str | None:
     """Read the local secret, creating it once; several workers may race to create it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():

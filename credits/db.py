@@ -5,14 +5,17 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from credits import embedded
+from credits.config import Settings
 
 logger = logging.getLogger("credits")
 
@@ -24,6 +27,10 @@ ATTEMPTS = 3
 ABORTED = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 # Every statement in sql/, by file name, read once.
+# A connection of the pool: autocommit, rows read as dicts.
+Connection = psycopg.Connection[DictRow]
+T = TypeVar("T")
+
 queries = {path.stem: path.read_text(encoding="utf-8") for path in SQL_DIR.glob("*.sql")}
 
 
@@ -35,9 +42,9 @@ class SchemaMissing(Exception):
     """The service was told not to apply the schema, and it is not there."""
 
 
-def database_url(settings):
+def database_url(settings: Settings) -> str | Callable[[], str]:
     """DATABASE_URL, or a function answering the embedded PostgreSQL's address (started first)."""
-    if not settings.embedded:
+    if settings.database_url is not None:  # not embedded
         return settings.database_url
     embedded.pgserver()  # not installed: a setting error at startup, not at the first request
     return functools.partial(embedded.uri, settings)
@@ -47,7 +54,7 @@ def database_url(settings):
 RETRY_EVERY = 0.5
 
 
-class Pool(ConnectionPool):
+class Pool(ConnectionPool[Connection]):
     """The service's connections; the first one had applies the schema (or checks it's there).
 
     Opening the pool never waits for the database, so a service (re)started during an outage
@@ -58,7 +65,7 @@ class Pool(ConnectionPool):
     schema's owner applies it with `init-db`.
     """
 
-    def __init__(self, settings, max_size):
+    def __init__(self, settings: Settings, max_size: int) -> None:
         super().__init__(
             database_url(settings),
             min_size=1,
@@ -86,7 +93,7 @@ class Pool(ConnectionPool):
         self._schema_ready = False
         self._schema_lock = threading.Lock()
 
-    def getconn(self, timeout=None):
+    def getconn(self, timeout: float | None = None) -> Connection:
         """A connection within timeout (default CREDITS_DB_TIMEOUT), trying to connect meanwhile.
 
         The wait is cut in slices: each slice that finds the pool empty starts a try to
@@ -105,28 +112,29 @@ class Pool(ConnectionPool):
                     ) from None
 
     @contextmanager
-    def connection(self, timeout=None):
+    def connection(self, timeout: float | None = None) -> Iterator[Connection]:
         """A connection, with the schema applied (or checked) once it is first had."""
         with super().connection(timeout) as conn:
             if not self._schema_ready:
                 self._prepare_schema(conn)
             yield conn
 
-    def _prepare_schema(self, conn):
+    def _prepare_schema(self, conn: Connection) -> None:
+        """Apply (or check) the schema, once for the pool, while other threads wait."""
         with self._schema_lock:
             if self._schema_ready:
                 return
             if self.apply_schema:
                 with conn.transaction():
                     conn.execute(queries["schema"])
-            elif not conn.execute(queries["check_schema"]).fetchone()["present"]:
+            elif not conn.execute(queries["check_schema"]).fetchall()[0]["present"]:
                 raise SchemaMissing(
                     "CREDITS_APPLY_SCHEMA is false but the credits schema is missing (or not "
                     "usable by this role): apply it as its owner with `python -m credits init-db`"
                 )
             self._schema_ready = True
 
-    def _check_or_discard_all(self, conn):
+    def _check_or_discard_all(self, conn: Connection) -> None:
         """Check a connection before it is given out; a broken one means all idle ones are."""
         try:
             ConnectionPool.check_connection(conn)
@@ -138,7 +146,7 @@ class Pool(ConnectionPool):
             raise
 
 
-def open_pool(settings, max_size=None):
+def open_pool(settings: Settings, max_size: int | None = None) -> Pool:
     """A pool on the service's database; it connects in the background and never waits here.
 
     By default the pool holds a job run's connections (one for the job's lock, one per
@@ -147,14 +155,14 @@ def open_pool(settings, max_size=None):
     return Pool(settings, max_size or settings.parallel_chunks + 2)
 
 
-def prepare(pool):
+def prepare(pool: Pool) -> None:
     """Apply (or check) the schema now instead of at the first request: what `init-db` does."""
     with connection(pool):
         pass
 
 
 @contextmanager
-def connection(pool):
+def connection(pool: Pool) -> Iterator[Connection]:
     """A connection from the pool; a database that cannot be reached raises DatabaseUnavailable."""
     try:
         with pool.connection() as conn:
@@ -165,7 +173,7 @@ def connection(pool):
         raise DatabaseUnavailable(str(exc)) from exc
 
 
-def _is_unreachable(exc):
+def _is_unreachable(exc: PoolTimeout | psycopg.OperationalError) -> bool:
     """True for a lost or refused connection, not for an error the server answered with."""
     if isinstance(exc, PoolTimeout):
         return True
@@ -175,12 +183,11 @@ def _is_unreachable(exc):
     return not sqlstate or sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"}
 
 
-def retry_aborted(transaction, what):
+def retry_aborted(transaction: Callable[[], T], what: str) -> T:
     """transaction(), tried again when the server aborted it, at most ATTEMPTS times in all."""
-    for attempt in range(1, ATTEMPTS + 1):
+    for attempt in range(1, ATTEMPTS):
         try:
             return transaction()
         except ABORTED as exc:
-            if attempt == ATTEMPTS:
-                raise
             logger.warning("%s: %s, retrying (attempt %d)", what, type(exc).__name__, attempt + 1)
+    return transaction()  # the last attempt: its error is reported

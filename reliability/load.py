@@ -1,4 +1,5 @@
-"""Load run: gunicorn with several workers, concurrent grant and expire triggers, parallel spending.
+"""Load run: gunicorn with several workers, concurrent grant and expire triggers, parallel spending,
+and the app's side alongside: buyers of credit packs, reversers of spends, voiders of packs.
 
 On loopback only, on a database made for the run and dropped after it, with the service and
 the consumers connected as the least-privileged role of sql/roles.sql. Afterwards it checks
@@ -32,12 +33,14 @@ from credits import config, db, ledger
 from testing.databases import admin, create_database, drop_database, embedded_server, unique_name
 from testing.invariant import invariant_violations
 from testing.model import Credits, Subscription
-from testing.seeders import add_plan, add_subscription
+from testing.seeders import add_package, add_plan, add_subscription
 from testing.served import Served
 
 SECRET = "load-secret-" + uuid.uuid4().hex
 # Batches of "short" expire before today, "long" and "forever" stay spendable.
 PLANS = {"short": (100, 30), "long": (60, 3650), "forever": (40, None)}
+# Packs the buyers buy: credits, bonus, validity days.
+PACKAGES = {"small": (100, 10, 30), "large": (1000, 0, None)}
 # Past run dates: several days in each of a few months, so same-day and same-month triggers race.
 RUN_DATES = [date(2026, m, d) for m in (2, 3, 4) for d in (5, 15, 28)]
 # Spends as of now, or as of a past moment when "short" batches were still spendable: then
@@ -59,6 +62,10 @@ def main(argv=None):
     parser.add_argument("--trigger-threads", type=int, default=12, help="requests in flight")
     parser.add_argument("--consumers", type=int, default=8, help="spending threads")
     parser.add_argument("--spends", type=int, default=300, help="spends per consumer")
+    parser.add_argument(
+        "--app-threads", type=int, default=6, help="buyers, reversers and voiders, in turn"
+    )
+    parser.add_argument("--app-calls", type=int, default=150, help="calls per app thread")
     parser.add_argument("--max-seconds", type=float, default=240, help="stop firing after this")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
@@ -80,6 +87,8 @@ class Load:
     spends: int = 300
     max_seconds: float = 240
     seed: int = 1
+    app_threads: int = 6
+    app_calls: int = 150
 
 
 def run_load(server_url=None, **settings):
@@ -126,6 +135,8 @@ def _seed(owner_url, users):
     with psycopg.connect(owner_url) as conn, conn.pipeline(), conn.cursor() as cur:
         for plan_id, terms in PLANS.items():
             add_plan(cur.execute, plan_id, *terms)
+        for package_id, terms in PACKAGES.items():
+            add_package(cur.execute, package_id, *terms)
         for i in range(users):
             started_at = datetime(2026, 1, 1 + i % 28, tzinfo=timezone.utc)
             for plan_id in PLANS:
@@ -158,11 +169,13 @@ class Run:
         self.rng = random.Random(load.seed)
         self.deadline = time.monotonic() + load.max_seconds
         self.lock = threading.Lock()
-        self.statuses, self.bodies, self.spent = Counter(), [], Counter()
+        self.statuses, self.bodies, self.spent, self.app = Counter(), [], Counter(), Counter()
+        self.spends_done, self.purchases = [], []  # what reversers and voiders pick from
+        self.consumers_left = load.consumers
         self.report = {}
 
     def fire(self, service):
-        """Triggers and spends at once; then one quiet grant per date and expire, to finish."""
+        """Triggers, spends and app calls at once; then one quiet grant per date and expire."""
         self.service = service
         plan = [
             ("grant", self.rng.choice(RUN_DATES)) if self.rng.random() < 0.7 else ("expire", None)
@@ -178,6 +191,7 @@ class Run:
                 "threads": self.load.trigger_threads,
             },
             "consumers": {"threads": self.load.consumers, **dict(sorted(self.spent.items()))},
+            "app": {"threads": self.load.app_threads, **dict(sorted(self.app.items()))},
             "seconds under load": round(elapsed, 1),
             "quiet runs": dict(quiet),
             "violations": [f"a quiet run did not answer 200: {dict(quiet)}"]
@@ -186,10 +200,12 @@ class Run:
         }
 
     def under_load(self, plan):
-        """Fire the planned triggers while the consumers spend; answer the seconds it took."""
+        """Fire the planned triggers while consumers and the app call; answer the seconds taken."""
         load = self.load
-        settings = {"DATABASE_URL": self.role_url, "CREDITS_APPLY_SCHEMA": "false"}
-        self.pool = db.open_pool(config.Settings.from_mapping(settings), max_size=load.consumers)
+        settings = config.Settings.from_mapping(
+            {"DATABASE_URL": self.role_url, "CREDITS_APPLY_SCHEMA": "false"}
+        )
+        self.pool = db.open_pool(settings, max_size=load.consumers + load.app_threads)
         self.users = sorted({s.user_id for s in self.model.subscriptions.values()})
         retries = RetryCounter()
         logging.getLogger("credits").addHandler(retries)
@@ -197,6 +213,7 @@ class Run:
         try:
             with ThreadPoolExecutor(load.trigger_threads + load.consumers) as executor:
                 spending = [executor.submit(self.consumer, n) for n in range(load.consumers)]
+                spending += [executor.submit(self.app_caller, n) for n in range(load.app_threads)]
                 firing = [executor.submit(self.trigger, t) for t in plan]
                 for f in firing + spending:
                     f.result()
@@ -229,6 +246,14 @@ class Run:
 
     def consumer(self, n):
         """Spend as a host app would, now and then retrying an earlier spend."""
+        try:
+            self.spend_some(n)
+        finally:
+            with self.lock:
+                self.consumers_left -= 1
+
+    def spend_some(self, n):
+        """The consumer's spends, until its count or the time is up."""
         crng = random.Random(self.rng.random())
         done = []
         for i in range(self.load.spends):
@@ -239,9 +264,10 @@ class Run:
             else:
                 user, amount, ref = crng.choice(self.users), crng.randint(1, 50), f"c{n}-{i}"
             result = self.spend(user, amount, ref, crng.choice(SPEND_TIMES))
-            if result == "spent":
-                done.append((user, amount, ref))
             with self.lock:
+                if result == "spent":
+                    done.append((user, amount, ref))
+                    self.spends_done.append((user, ref))
                 self.spent[result] += 1
                 if result == "spent":
                     self.spent["credits spent"] += amount
@@ -255,6 +281,57 @@ class Run:
         except psycopg.Error as exc:
             return f"error {type(exc).__name__}"
         return "replayed" if outcome.replayed else "spent"
+
+    def app_caller(self, n):
+        """A buyer, a reverser or a voider (by n), as the app's webhooks and handlers call."""
+        arng = random.Random(self.rng.random())
+        kind, i = n % 3, 0
+        while i < self.load.app_calls and time.monotonic() < self.deadline:
+            if kind and not (self.spends_done if kind == 1 else self.purchases):
+                if not self.consumers_left:
+                    break  # nothing was spent or bought, and nothing more will be
+                time.sleep(0.05)  # nothing to reverse or void yet
+                continue
+            i += 1
+            try:
+                result, credits = self.app_call(kind, f"pay{n}-{i}", arng)
+            except ledger.Refused as exc:
+                result, credits = f"refused, {type(exc).__name__}", {}
+            except psycopg.Error as exc:
+                result, credits = f"error {type(exc).__name__}", {}
+            with self.lock:
+                self.app[result] += 1
+                self.app.update(credits)
+
+    def app_call(self, kind, payment, rng):
+        """One call of the app's side: (what happened, credits it moved by name)."""
+        if kind == 0:
+            return self.buy(payment, rng)
+        user, ref = rng.choice(self.spends_done if kind == 1 else self.purchases)[:2]
+        if kind == 1:  # a failed AI job gives its credits back
+            answer = ledger.reverse(self.pool, user, ref)
+            if answer["replayed"]:
+                return "reverse replayed", {}
+            return "reversed", {
+                "credits returned": answer["returned"],
+                "credits lapsed": answer["lapsed"],
+            }
+        answer = ledger.void(self.pool, ref)  # a refund or a chargeback
+        if answer["replayed"]:
+            return "void replayed", {}
+        return "voided", {"credits voided": answer["voided"]}
+
+    def buy(self, payment, rng):
+        """A payment webhook buying a pack, sometimes a retry of an earlier one."""
+        if self.purchases and rng.random() < 0.1:
+            user, ref, package = rng.choice(self.purchases)
+        else:
+            user, ref, package = rng.choice(self.users), payment, rng.choice(sorted(PACKAGES))
+        answer = ledger.buy(self.pool, user, package, ref)
+        if answer["replayed"]:
+            return "pack replayed", {}
+        self.purchases.append((user, ref, package))
+        return "pack bought", {"credits bought": answer["amount"]}
 
     def report_service(self, output):
         """What the service logged: retries, tracebacks, and never the secret."""
@@ -325,7 +402,9 @@ class Check:
     def batches(self):
         """The batches are those the rules make due, and those the responses report."""
         model = self.run.model
-        rows = self.conn.execute("SELECT reference_id FROM credits.batches")
+        rows = self.conn.execute(
+            "SELECT reference_id FROM credits.batches WHERE source = 'subscription'"
+        )
         refs = {r["reference_id"] for r in rows}
         if refs != set(model.batches):
             self.found.append(
@@ -352,10 +431,12 @@ class Check:
     def ledger_entries(self):
         """No batch granted or expired twice; each batch's ledger adds up to what remains."""
         self.expect_none(
-            "batches granted or expired twice",
+            "batches granted, expired or voided twice",
             "SELECT count(*) AS n FROM (SELECT batch_id FROM credits.transactions "
-            "WHERE type <> 'consume' GROUP BY batch_id, type HAVING count(*) > 1) t",
+            "WHERE type IN ('grant', 'expire', 'void') GROUP BY batch_id, type "
+            "HAVING count(*) > 1) t",
         )
+        self.app_moves()
         # Per batch: what was granted, less what was spent and expired, is what remains.
         self.expect_none(
             "batches whose ledger does not add up",
@@ -363,6 +444,27 @@ class Check:
             "total FROM credits.transactions GROUP BY batch_id) t ON t.batch_id = b.id "
             "WHERE t.total <> b.remaining",
         )
+
+    def app_moves(self):
+        """What the app calls answered they bought, returned, lapsed and voided is in the ledger."""
+        moved = self.one(
+            "SELECT coalesce(sum(amount) FILTER (WHERE type = 'grant' AND reference_id LIKE "
+            "'pay%%'), 0) AS bought, "
+            "coalesce(sum(amount) FILTER (WHERE type = 'reverse'), 0) "
+            "  - coalesce(-sum(amount) FILTER (WHERE type = 'lapse'), 0) AS returned, "
+            "coalesce(-sum(amount) FILTER (WHERE type = 'lapse'), 0) AS lapsed, "
+            "coalesce(-sum(amount) FILTER (WHERE type = 'void'), 0) AS voided "
+            "FROM credits.transactions"
+        )
+        app = self.report["app"]
+        said = {
+            "bought": app.get("credits bought", 0),
+            "returned": app.get("credits returned", 0),
+            "lapsed": app.get("credits lapsed", 0),
+            "voided": app.get("credits voided", 0),
+        }
+        if dict(moved) != said:
+            self.found.append(f"the app's calls answered {said}, the ledger says {dict(moved)}")
 
     def balances(self):
         """Nothing past its date left active, no balance below zero, every balance adds up."""
@@ -397,10 +499,10 @@ class Check:
         self.report["job runs"] = {f"{r['job']} {r['status']}": r["n"] for r in runs}
 
     def answers(self):
-        """No spend failed with an error; every trigger answered 200 or 409."""
-        for result, n in self.report["consumers"].items():
+        """No spend or app call failed with an error; every trigger answered 200 or 409."""
+        for result, n in [*self.report["consumers"].items(), *self.report["app"].items()]:
             if result.startswith("error"):
-                self.found.append(f"{n} spends failed with {result}")
+                self.found.append(f"{n} calls failed with {result}")
         for key, n in self.report["triggers"]["by status"].items():
             if key.split()[1] not in ("200", "409"):
                 self.found.append(f"{n} triggers answered {key}")

@@ -20,11 +20,6 @@ expired AS (
        SET status = 'expired', remaining = 0
      WHERE id = ANY (ARRAY(SELECT id FROM due))
 ),
-ledger AS (
-    INSERT INTO credits.transactions (user_id, batch_id, type, amount, reference_id, job_id)
-    SELECT user_id, id, 'expire', -remaining, 'expire:' || id, %(job_id)s
-      FROM due
-),
 lowered AS (
     UPDATE credits.balances AS b
        SET balance = b.balance - e.expired_amount, updated_at = now()
@@ -33,6 +28,18 @@ lowered AS (
              GROUP BY user_id) AS e
      WHERE b.user_id = e.user_id
        AND b.user_id = ANY (%(users)s)
+    RETURNING b.user_id, b.balance
+),
+ledger AS (
+    -- balance_after: the user's new balance plus what the user's later entries here take.
+    INSERT INTO credits.transactions
+           (user_id, batch_id, type, amount, reference_id, job_id, balance_after)
+    SELECT d.user_id, d.id, 'expire', -d.remaining, 'expire:' || d.id, %(job_id)s,
+           l.balance + coalesce(sum(d.remaining) OVER (PARTITION BY d.user_id ORDER BY d.id DESC
+                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+      FROM due d
+      JOIN lowered l ON l.user_id = d.user_id
+     ORDER BY d.id
 )
 SELECT count(*) AS processed_batches,
        count(DISTINCT user_id) AS processed_users,

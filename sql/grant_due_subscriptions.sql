@@ -27,11 +27,6 @@ granted AS (
     ON CONFLICT ON CONSTRAINT batches_reference_id_key DO NOTHING
     RETURNING id, user_id, amount, reference_id
 ),
-ledger AS (
-    INSERT INTO credits.transactions (user_id, batch_id, type, amount, reference_id, job_id)
-    SELECT user_id, id, 'grant', amount, reference_id, %(job_id)s
-      FROM granted
-),
 raised AS (
     -- Balances are written in user_id order, as in every job, so two jobs cannot deadlock.
     INSERT INTO credits.balances AS b (user_id, balance)
@@ -41,6 +36,18 @@ raised AS (
      ORDER BY user_id
     ON CONFLICT (user_id)
     DO UPDATE SET balance = b.balance + excluded.balance, updated_at = now()
+    RETURNING b.user_id, b.balance
+),
+ledger AS (
+    -- balance_after: the user's new balance less what the user's later entries here add.
+    INSERT INTO credits.transactions
+           (user_id, batch_id, type, amount, reference_id, job_id, balance_after)
+    SELECT g.user_id, g.id, 'grant', g.amount, g.reference_id, %(job_id)s,
+           r.balance - coalesce(sum(g.amount) OVER (PARTITION BY g.user_id ORDER BY g.id DESC
+                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+      FROM granted g
+      JOIN raised r ON r.user_id = g.user_id
+     ORDER BY g.id
 ),
 recorded AS (
     -- Every grantable one has its batch now, inserted or found: its latest month is recorded.

@@ -1,5 +1,5 @@
--- roles: an example least-privilege role for the service: the rights its jobs and consumers
--- use, nothing more. It can read plans and subscriptions, add batches, ledger entries and
+-- roles: example least-privilege roles. The service role has the rights its jobs and
+-- consumers use, nothing more; the app role (optional) may only call the app's interface. It can read plans and subscriptions, add batches, ledger entries and
 -- runs, and change only the columns that move credits; it cannot create, alter, drop or
 -- truncate anything, delete anything but its own pass positions, nor rewrite a ledger entry.
 --
@@ -8,6 +8,11 @@
 --
 --   psql "$DATABASE_URL" -c "SET credits.service_role = 'credits_service'" -f sql/roles.sql
 --   psql "$DATABASE_URL" -c "ALTER ROLE credits_service LOGIN PASSWORD '...'"
+--
+-- With credits.app_role also set, it makes the role your app connects as (docs/API.md):
+--
+--   psql "$DATABASE_URL" -c "SET credits.service_role = 'credits_service'" \
+--        -c "SET credits.app_role = 'credits_app'" -f sql/roles.sql
 --
 -- Then run the service as that role with CREDITS_APPLY_SCHEMA=false. Operators' commands
 -- that write plans (load-plans) or the schema (init-db) run as the owner.
@@ -62,6 +67,47 @@ BEGIN
         'GRANT EXECUTE ON FUNCTION credits.due_day(timestamptz, date), '
         'credits.due_grants(date, text[], date, text, text) TO %I',
         service_role
+    );
+
+    -- The app's interface, at any clock (the service's tools and tests back-date calls).
+    EXECUTE format(
+        'GRANT EXECUTE ON FUNCTION '
+        'credits.grant_credits_at(timestamptz, text, bigint, text, text, bigint, timestamptz, '
+        'jsonb), credits.buy_package_at(timestamptz, text, text, text), '
+        'credits.can_buy_package(text, text), '
+        'credits.grant_registration_bonus_at(timestamptz, text), '
+        'credits.spend_at(timestamptz, text, bigint, text, bigint, text, jsonb), '
+        'credits.reverse_spend_at(timestamptz, text, text), '
+        'credits.void_grant_at(timestamptz, text), credits.account_at(timestamptz, text, text[]), '
+        'credits.statement(text, integer, bigint) TO %I',
+        service_role
+    );
+END
+$$;
+
+-- The app's role: it calls the interface's functions at the database's clock and nothing
+-- else. It reads and writes no table itself: the functions run as the schema's owner.
+DO $$
+DECLARE
+    app_role text := current_setting('credits.app_role', true);
+BEGIN
+    IF coalesce(app_role, '') = '' THEN
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = app_role) THEN
+        EXECUTE format('CREATE ROLE %I NOLOGIN', app_role);
+    END IF;
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), app_role);
+    EXECUTE format('GRANT USAGE ON SCHEMA credits TO %I', app_role);
+    EXECUTE format(
+        'GRANT EXECUTE ON FUNCTION '
+        'credits.grant_credits(text, bigint, text, text, bigint, timestamptz, jsonb), '
+        'credits.buy_package(text, text, text), credits.can_buy_package(text, text), '
+        'credits.grant_registration_bonus(text), credits.spend(text, bigint, text, jsonb), '
+        'credits.spend_service(text, text, bigint, text, jsonb), '
+        'credits.reverse_spend(text, text), credits.void_grant(text), '
+        'credits.account(text, text[]), credits.statement(text, integer, bigint) TO %I',
+        app_role
     );
 END
 $$;

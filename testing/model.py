@@ -38,6 +38,7 @@ class Batch:
     remaining: int = 0
     status: str = "active"
     id: int = 0  # the database's id: creation order, the tie-break when spending
+    source: str = "subscription"
 
     def __post_init__(self):
         self.remaining = self.amount
@@ -127,6 +128,74 @@ class Credits:
             amount -= drawn
             self.ledger.append((user_id, "consume", -drawn, batch.reference_id, reference_id))
         return "spent"
+
+    def grant_one_off(self, user_id, amount, source, reference_id, expires_at, strict=True):
+        """A batch under the app's reference, once: a replay for the same user and source (and
+        amount, unless not strict) answers it; anything else under the reference is refused."""
+        earlier = self.batches.get(reference_id)
+        if earlier:
+            same = (earlier.user_id, earlier.source) == (user_id, source)
+            return "replayed" if same and (earlier.amount == amount or not strict) else "reused"
+        batch = Batch(user_id, reference_id, amount, expires_at, source=source)
+        self.batches[reference_id] = batch
+        self.ledger.append((user_id, "grant", amount, reference_id, reference_id))
+        return "granted"
+
+    def buy(self, user_id, package, reference_id, at, max_balance):
+        """A pack (credits + bonus, its validity), refused above max_balance; once per purchase."""
+        credits, bonus, validity_days = package
+        earlier = self.batches.get(reference_id)
+        if not earlier and max_balance is not None:
+            if self.balance(user_id) + credits + bonus > max_balance:
+                return "over cap"
+        expires_at = at + timedelta(validity_days) if validity_days else None
+        return self.grant_one_off(user_id, credits + bonus, "purchase", reference_id, expires_at)
+
+    def registration_bonus(self, user_id, at, registration):
+        """The sign-up bonus, once per user whatever is replayed."""
+        credits, validity_days = registration
+        expires_at = at + timedelta(validity_days) if validity_days else None
+        return self.grant_one_off(
+            user_id, credits, "registration", f"registration:{user_id}", expires_at, strict=False
+        )
+
+    def reverse(self, user_id, reference_id, at):
+        """A spend's credits back to their batches; to a batch past its date, expired or voided
+        they are given back and written off at once (lapse). Once per spend."""
+        mine = [e for e in self.ledger if e[0] == user_id and e[4] == reference_id]
+        if any(e[1] == "reverse" for e in mine):
+            return "replayed"
+        draws = sorted(
+            ((self.batches[e[3]], -e[2]) for e in mine if e[1] == "consume"),
+            key=lambda draw: draw[0].id,
+        )
+        if not draws:
+            return "unknown reference"
+        for batch, amount in draws:
+            self.ledger.append((user_id, "reverse", amount, batch.reference_id, reference_id))
+            live = batch.expires_at is None or batch.expires_at > at
+            if batch.status in ("active", "consumed") and live:
+                batch.remaining += amount
+                batch.status = "active"
+            else:
+                self.ledger.append((user_id, "lapse", -amount, batch.reference_id, reference_id))
+        return "reversed"
+
+    def void(self, reference_id):
+        """What remains of a one-off grant, taken back once; a subscription's grant cannot be."""
+        batch = self.batches.get(reference_id)
+        if batch is None:
+            return "unknown reference"
+        if batch.source == "subscription":
+            return "not voidable"
+        if batch.status == "voided":
+            return "replayed"
+        if batch.remaining:
+            self.ledger.append(
+                (batch.user_id, "void", -batch.remaining, reference_id, reference_id)
+            )
+        batch.remaining, batch.status = 0, "voided"
+        return "voided"
 
     def spendable(self, user_id, at):
         """The user's batches not past their date at `at`, in the order they are spent."""

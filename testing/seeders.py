@@ -11,6 +11,14 @@ def add_plan(execute, plan_id, monthly_credits, validity_days=None):
     )
 
 
+def add_package(execute, package_id, credits, bonus, validity_days=None):
+    """A credit pack: credits plus a bonus, spendable validity_days from purchase (or ever)."""
+    execute(
+        "INSERT INTO credits.packages VALUES (%s, %s, %s, %s)",
+        (package_id, credits, bonus, validity_days),
+    )
+
+
 def add_subscription(execute, sub_id, user_id, plan_id, started_at, status="active", ends_at=None):
     """One subscription; started_at and ends_at take ISO timestamps (UTC when no offset)."""
     execute(

@@ -27,6 +27,17 @@ def test_load_plans_from_the_example_file(run_cli, sql_run):
         "pro": (1000, 60),
         "enterprise": (10000, None),
     }
+    assert sql_run("SELECT * FROM credits.registration") == [
+        {"singleton": True, "credits": 50, "validity_days": 30}
+    ]
+    packages = sql_run("SELECT * FROM credits.packages ORDER BY package_id")
+    assert [tuple(p.values()) for p in packages] == [
+        ("large", 5000, 500, 365),
+        ("small", 500, 0, 90),
+    ]
+    services = sql_run("SELECT * FROM credits.services ORDER BY service")
+    assert {s["service"]: s["cost"] for s in services} == {"chat": 1, "image": 10, "video": 50}
+    assert sql_run("SELECT max_balance FROM credits.limits") == [{"max_balance": 20000}]
 
 
 def test_load_plans_updates_and_keeps_plans_not_in_the_file(run_cli, sql_run, add_plan, tmp_path):
@@ -55,6 +66,30 @@ def test_load_plans_updates_and_keeps_plans_not_in_the_file(run_cli, sql_run, ad
         ("[plans\nmonthly_credits = ", "not valid TOML"),
         ("plans = 3\n", "defines no plans"),
         ("[plans]\npro = 3\n", "must be a table"),
+        # Beyond what a grant can compute: every grant of the plan would fail.
+        ("[plans.pro]\nmonthly_credits = 10\nvalidity_days = 2147483647\n", "at most 36500"),
+        ("[plans.pro]\nmonthly_credits = 10\nvalidity_days = 36501\n", "at most 36500"),
+        ('[plans."pro\\u0000"]\nmonthly_credits = 10\n', "must not contain control characters"),
+        ('[plans."pro\\u001b[2J"]\nmonthly_credits = 10\n', "control characters"),
+        (f'[plans."{"p" * 201}"]\nmonthly_credits = 10\n', "ids must be 1 to 200 characters"),
+        ("[plans.pro]\nmonthly_credits = 1\n[registration]\nvalidity_days = 3\n", "credits is"),
+        ("[plans.pro]\nmonthly_credits = 1\n[registration]\ncredits = 0\n", "above 0"),
+        ("[plans.pro]\nmonthly_credits = 1\n[packages.big]\ncredits = 5\nbonus = -1\n", "bonus"),
+        ("[plans.pro]\nmonthly_credits = 1\n[packages.big]\nbonus = 5\n", "credits is required"),
+        (
+            "[plans.pro]\nmonthly_credits = 1\n[packages.big]\ncredits = 2147483000\nbonus = 700\n",
+            "credits + bonus must be below",
+        ),
+        (
+            "[plans.pro]\nmonthly_credits = 1\n[packages.big]\ncredits = 5\n"
+            "validity_days = 99999\n",
+            "at most 36500",
+        ),
+        ('[plans.pro]\nmonthly_credits = 1\n[packages."a\\u0000"]\ncredits = 5\n', "control"),
+        ("[plans.pro]\nmonthly_credits = 1\n[services]\nchat = 0\n", "cost must be"),
+        ("[plans.pro]\nmonthly_credits = 1\n[services]\nchat = '1'\n", "cost must be"),
+        ("[plans.pro]\nmonthly_credits = 1\n[limits]\nmax_balance = -1\n", "max_balance"),
+        ("[plans.pro]\nmonthly_credits = 1\n[limits]\ncap = 5\n", "unknown field(s) ['cap']"),
     ],
 )
 def test_bad_plans_file_is_refused_whole(run_cli, sql_run, tmp_path, text, message):
@@ -63,14 +98,28 @@ def test_bad_plans_file_is_refused_whole(run_cli, sql_run, tmp_path, text, messa
         "[plans.good]\nmonthly_credits = 10\n\n" + text if text.startswith("[plans.") else text
     )
     result = run_cli("load-plans", str(path))
-    assert result.exit_code == 1
+    # A plans file that cannot be loaded is bad input: exit status 2 (it was 1 before the
+    # command line gave bad input its own status), one line, nothing written.
+    assert result.exit_code == 2
     assert message in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     assert plans(sql_run) == {}
+    for table in ("registration", "packages", "services", "limits"):
+        assert sql_run(f"SELECT count(*) AS n FROM credits.{table}") == [{"n": 0}]
+
+
+def test_a_plans_file_without_plans_loads_its_other_sections(run_cli, sql_run, tmp_path):
+    path = tmp_path / "plans.toml"
+    path.write_text("[services]\nchat = 3\n[limits]\n")
+    result = run_cli("load-plans", str(path))
+    assert result.exit_code == 0, result.output
+    assert sql_run("SELECT * FROM credits.services") == [{"service": "chat", "cost": 3}]
+    assert sql_run("SELECT max_balance FROM credits.limits") == [{"max_balance": None}]
 
 
 def test_missing_plans_file_is_a_clear_error(run_cli, tmp_path):
     result = run_cli("load-plans", str(tmp_path / "nope.toml"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "cannot read" in result.output and "Traceback" not in result.output
 
 

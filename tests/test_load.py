@@ -1,4 +1,5 @@
-"""A short load run (reliability/load.py): gunicorn workers, concurrent triggers and spending."""
+"""A short load run (reliability/load.py): gunicorn workers, concurrent triggers, spending, and
+the app's buyers, reversers and voiders."""
 
 from reliability.load import run_load
 
@@ -15,4 +16,6 @@ def test_concurrent_triggers_and_spending_lose_double_and_break_nothing(server_u
     # Every user held credits: 9 run dates over 3 months, 3 plans each.
     assert report["database"]["batches"] == 150 * 3 * 3
     assert report["consumers"]["spent"] > 0 and report["database"]["credits spent"] > 0
+    # The app's side ran alongside: packs bought, spends reversed, packs voided.
+    assert report["app"]["pack bought"] and report["app"]["reversed"] and report["app"]["voided"]
     assert report["service"]["tracebacks logged"] == 0

@@ -53,6 +53,22 @@ MOMENTS = st.one_of(
     RUN_DATES.map(midnight),
 )
 TERMS = st.tuples(st.integers(1, 100), st.none() | st.integers(1, 90))
+# The app's side: packs (credits, bonus, validity days), a service, the sign-up bonus.
+PACKAGES = {"small": (30, 5, 10), "big": (200, 0, None)}
+CHAT_COST = 3
+REGISTRATION = (15, 20)
+# Grant references are shared by one-off grants and packs, so each can collide with the other.
+GRANT_REFERENCES = st.sampled_from(["pay-1", "pay-2", "pay-3", "promo-1"])
+SOURCES = st.sampled_from(["purchase", "promotion", "adjustment"])
+HOURS = st.integers(0, 1080)
+OUTCOMES = {
+    ledger.InsufficientCredits: "insufficient",
+    ledger.ReferenceReused: "reused",
+    ledger.OverBalanceCap: "over cap",
+    ledger.UnknownPackage: "unknown package",
+    ledger.UnknownReference: "unknown reference",
+    ledger.NotVoidable: "not voidable",
+}
 
 figures = Counter()
 
@@ -68,8 +84,17 @@ class CreditsMachine(RuleBasedStateMachine):
         self.sql(
             "TRUNCATE credits.transactions, credits.batches, credits.balances, credits.job_runs, "
             "credits.job_progress, credits.subscription_grants, credits.subscriptions, "
-            "credits.plans RESTART IDENTITY"
+            "credits.plans, credits.packages, credits.services, credits.registration, "
+            "credits.limits RESTART IDENTITY"
         )
+        for package_id, (credits, bonus, validity_days) in PACKAGES.items():
+            self.sql(
+                "INSERT INTO credits.packages VALUES (%s, %s, %s, %s)",
+                (package_id, credits, bonus, validity_days),
+            )
+        self.sql("INSERT INTO credits.services VALUES ('chat', %s)", (CHAT_COST,))
+        self.sql("INSERT INTO credits.registration VALUES (true, %s, %s)", REGISTRATION)
+        self.max_balance = None
         self.model = Credits(
             eligible_statuses=tuple(service_settings.eligible_statuses),
             catch_up_days=service_settings.catch_up_days,
@@ -199,6 +224,134 @@ class CreditsMachine(RuleBasedStateMachine):
         assert got == expected
         figures[f"consume {got}"] += 1
 
+    def moment(self, hours):
+        """A moment up to 45 days after the last grant, as spending uses."""
+        return midnight(self.last_run_date or date(2026, 1, 1)) + timedelta(hours=hours)
+
+    def outcome(self, call):
+        """What the service answered: granted, replayed, or the refusal's name."""
+        try:
+            answer = call()
+        except tuple(OUTCOMES) as exc:
+            return OUTCOMES[type(exc)]
+        self.take_batch_ids()
+        return answer
+
+    @rule(
+        user=USERS,
+        amount=st.integers(1, 60),
+        source=SOURCES,
+        reference=GRANT_REFERENCES,
+        days=st.none() | st.integers(1, 60),
+        hours=HOURS,
+    )
+    def grant_one_off(self, user, amount, source, reference, days, hours):
+        self.step("grant_one_off")
+        at = self.moment(hours)
+        expires_at = at + timedelta(days) if days else None
+        expected = self.model.grant_one_off(user, amount, source, reference, expires_at)
+        got = self.outcome(
+            lambda: ledger.grant(
+                self.pool, user, amount, source, reference, validity_days=days, at=at
+            )
+        )
+        assert _granted(got) == expected
+        figures[f"grant_one_off {expected}"] += 1
+
+    @rule(
+        user=USERS,
+        package=st.sampled_from([*PACKAGES, "gone"]),
+        reference=GRANT_REFERENCES,
+        hours=HOURS,
+    )
+    def buy(self, user, package, reference, hours):
+        self.step("buy")
+        at = self.moment(hours)
+        if package in PACKAGES:
+            expected = self.model.buy(user, PACKAGES[package], reference, at, self.max_balance)
+        else:
+            expected = "unknown package"
+        got = self.outcome(lambda: ledger.buy(self.pool, user, package, reference, at=at))
+        assert _granted(got) == expected
+        figures[f"buy {expected}"] += 1
+
+    @rule(max_balance=st.none() | st.integers(50, 400))
+    def set_cap(self, max_balance):
+        self.step("set_cap")
+        self.max_balance = max_balance
+        self.sql(
+            "INSERT INTO credits.limits VALUES (true, %s) "
+            "ON CONFLICT (singleton) DO UPDATE SET max_balance = excluded.max_balance",
+            (max_balance,),
+        )
+
+    @rule(user=USERS, hours=HOURS)
+    def registration_bonus(self, user, hours):
+        self.step("registration_bonus")
+        at = self.moment(hours)
+        expected = self.model.registration_bonus(user, at, REGISTRATION)
+        got = self.outcome(lambda: ledger.registration_bonus(self.pool, user, at=at))
+        assert _granted(got) == expected
+
+    @rule(user=USERS, quantity=st.integers(1, 20), reference=REFERENCES, hours=HOURS)
+    def spend_service(self, user, quantity, reference, hours):
+        self.step("spend_service")
+        at = self.moment(hours)
+        expected = self.model.consume(user, CHAT_COST * quantity, reference, at)
+        got = self.outcome(
+            lambda: ledger.spend(
+                self.pool, user, reference, service="chat", quantity=quantity, at=at
+            )
+        )
+        if isinstance(got, dict):
+            assert got["balance"] == self.model.balance(user)
+            got = "replayed" if got["replayed"] else "spent"
+        assert got == {"reference reused": "reused"}.get(expected, expected)
+
+    @rule(user=USERS, reference=REFERENCES, hours=HOURS)
+    def reverse(self, user, reference, hours):
+        self.step("reverse")
+        at = self.moment(hours)
+        expected = self.model.reverse(user, reference, at)
+        got = self.outcome(lambda: ledger.reverse(self.pool, user, reference, at=at))
+        if isinstance(got, dict):
+            assert got["balance"] == self.model.balance(user)
+            got = "replayed" if got["replayed"] else "reversed"
+        assert got == expected
+        figures[f"reverse {expected}"] += 1
+
+    @rule(reference=GRANT_REFERENCES | st.just("a subscription's"))
+    def void(self, reference):
+        self.step("void")
+        if reference == "a subscription's":
+            reference = next(
+                (r for r, b in self.model.batches.items() if b.source == "subscription"), "none"
+            )
+        expected = self.model.void(reference)
+        got = self.outcome(lambda: ledger.void(self.pool, reference))
+        if isinstance(got, dict):
+            got = "replayed" if got["replayed"] else "voided"
+        assert got == expected
+        figures[f"void {expected}"] += 1
+
+    @rule(user=USERS, hours=HOURS)
+    def account(self, user, hours):
+        self.step("account")
+        at = self.moment(hours)
+        account = ledger.account(self.pool, user, at=at)
+        spendable = self.model.spendable(user, at)
+        assert account["balance"] == self.model.balance(user)
+        assert account["spendable"] == sum(b.remaining for b in spendable)
+        dated = [b for b in spendable if b.expires_at is not None]
+        if dated:
+            soonest = min(b.expires_at for b in dated)
+            assert account["next_expiry"]["amount"] == sum(
+                b.remaining for b in dated if b.expires_at == soonest
+            )
+            assert datetime.fromisoformat(account["next_expiry"]["expires_at"]) == soonest
+        else:
+            assert account["next_expiry"] is None
+
     @rule(at=MOMENTS)
     def expire(self, at):
         self.step("expire")
@@ -217,6 +370,7 @@ class CreditsMachine(RuleBasedStateMachine):
 
     def take_batch_ids(self):
         """The database numbers batches; spending breaks ties between them by that number."""
+        # (Called after every grant; one-off grants and packs number batches too.)
         for row in self.sql("SELECT id, reference_id FROM credits.batches"):
             self.model.batches[row["reference_id"]].id = row["id"]
 
@@ -227,6 +381,7 @@ class CreditsMachine(RuleBasedStateMachine):
         for row in self.sql("SELECT * FROM credits.batches"):
             batch = Batch(row["user_id"], row["reference_id"], row["amount"], row["expires_at"])
             batch.remaining, batch.status, batch.id = row["remaining"], row["status"], row["id"]
+            batch.source = row["source"]
             batches[batch.reference_id] = batch
         assert batches == self.model.batches
 
@@ -266,3 +421,10 @@ def settings_for_run():
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
+
+
+def _granted(answer):
+    """A grant's answer as the model says it: granted, replayed, or the refusal's name."""
+    if isinstance(answer, dict):
+        return "replayed" if answer["replayed"] else "granted"
+    return answer

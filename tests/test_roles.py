@@ -192,3 +192,124 @@ def test_without_the_schema_a_service_told_not_to_apply_it_answers_503_until_it_
 def test_apply_schema_setting_must_be_true_or_false(test_config, value):
     with pytest.raises(config.ConfigError, match="CREDITS_APPLY_SCHEMA"):
         create_app({**test_config, "CREDITS_APPLY_SCHEMA": value})
+
+
+@pytest.fixture
+def app_role_url(server_url, database_url):
+    """A connection URL as the app role of sql/roles.sql, and nothing else granted to it."""
+    role = f"credits_app_{uuid.uuid4().hex[:8]}"
+    service = f"credits_service_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT set_config('credits.app_role', %s, false)", (role,))
+        conn.execute("SELECT set_config('credits.service_role', %s, false)", (service,))
+        conn.execute(db.queries["roles"])
+        conn.execute(db.queries["roles"])
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(role)))
+    yield make_conninfo(database_url, user=role)
+    with psycopg.connect(database_url, autocommit=True) as owner:
+        owner.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
+        )
+        for name in (role, service):
+            owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        for name in (role, service):
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def app_catalog(sql_run):
+    sql_run("INSERT INTO credits.packages VALUES ('starter', 500, 50, 365)")
+    sql_run("INSERT INTO credits.services VALUES ('chat', 2)")
+    sql_run("INSERT INTO credits.registration VALUES (true, 25, 30)")
+
+
+def test_the_app_role_calls_every_function_of_the_interface(app_role_url, app_catalog, sql_run):
+    with psycopg.connect(app_role_url, autocommit=True) as app:
+
+        def call(statement):
+            return app.execute(f"SELECT {statement}").fetchone()[0]
+
+        assert call("credits.grant_registration_bonus('alice')")["balance"] == 25
+        assert call("credits.can_buy_package('alice', 'starter')")["allowed"] is True
+        assert call("credits.buy_package('alice', 'starter', 'pay-1')")["balance"] == 575
+        assert call("credits.grant_credits('alice', 5, 'promotion', 'promo-1')")["balance"] == 580
+        assert call("credits.spend_service('alice', 'chat', 5, 'ai-1')")["balance"] == 570
+        assert call("credits.spend('alice', 10, 'ai-2')")["balance"] == 560
+        assert call("credits.reverse_spend('alice', 'ai-2')")["balance"] == 570
+        assert call("credits.void_grant('pay-1')")["balance"] == 20
+        assert call("credits.account('alice')")["spendable"] == 20
+        page = app.execute("SELECT * FROM credits.statement('alice', 100)").fetchall()
+        assert [entry[2] for entry in page] == [
+            "void",
+            "reverse",
+            "consume",
+            "consume",
+            "grant",
+            "grant",
+            "grant",
+        ]
+    # The invariant is checked after every test (tests/conftest.py).
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT * FROM credits.balances",
+        "SELECT * FROM credits.transactions",
+        "SELECT * FROM credits.batches",
+        "SELECT * FROM credits.subscriptions",
+        "SELECT * FROM credits.plans",
+        "SELECT * FROM credits.packages",
+        "INSERT INTO credits.balances VALUES ('mallory', 1000000)",
+        "UPDATE credits.balances SET balance = 1000000",
+        "INSERT INTO credits.services VALUES ('free', 1)",
+        "UPDATE credits.limits SET max_balance = NULL",
+        # The clock is the database's: spending a batch past its date as of a past moment,
+        # and the helpers the functions share, are not the app's to call.
+        "SELECT credits.spend_at('2020-01-01', 'alice', 5, NULL, NULL, 'r')",
+        "SELECT credits.grant_credits_at(now(), 'alice', 5, 'bonus', 'r')",
+        "SELECT credits.grant_batch('alice', 5, 'bonus', 'r', NULL, NULL, false, true)",
+        "SELECT credits.account_at(now(), 'alice')",
+        "CREATE FUNCTION credits.spend(text) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    ],
+)
+def test_the_app_role_reads_and_writes_no_table_and_sets_no_clock(
+    app_role_url, app_catalog, sql_run, statement
+):
+    sql_run("SELECT credits.grant_credits('alice', 5, 'promotion', 'promo-1')")
+    before = sql_run("SELECT * FROM credits.transactions ORDER BY id")
+    with psycopg.connect(app_role_url) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement)
+    assert sql_run("SELECT * FROM credits.transactions ORDER BY id") == before
+
+
+def test_no_role_may_call_the_interface_unless_granted(server_url, database_url, sql_run):
+    role = f"credits_nobody_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        sql_run(sql.SQL("GRANT USAGE ON SCHEMA credits TO {}").format(sql.Identifier(role)))
+        with psycopg.connect(make_conninfo(database_url, user=role)) as conn:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT credits.spend('alice', 1, 'r')")
+    finally:
+        sql_run(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_functions_running_as_the_owner_pin_their_search_path_and_are_not_public(sql_run):
+    definers = sql_run(
+        "SELECT p.proname, p.proconfig, "
+        "       EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, "
+        "               acldefault('f', p.proowner))) a "
+        "                WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE') AS public "
+        "  FROM pg_proc p WHERE p.pronamespace = 'credits'::regnamespace AND p.prosecdef"
+    )
+    assert len(definers) >= 17
+    for function in definers:
+        assert "search_path=pg_catalog, pg_temp" in function["proconfig"], function
+        assert not function["public"], function
