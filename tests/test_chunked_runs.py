@@ -5,8 +5,8 @@ from datetime import date, datetime, timezone
 import pytest
 
 from credits import config, jobs
-
-from .conftest import SECRET
+from testing import SECRET
+from testing.seeders import add_subscription
 
 CHUNK = 3
 # A budget spent by the first chunk: every call does exactly one chunk a stripe, then stops.
@@ -27,21 +27,22 @@ def chunked_client(make_app):
 
 def seed(sql_run, count, plan="pro", started_at="2026-01-10", user=lambda i: f"user-{i}"):
     for i in range(1, count + 1):
-        sql_run(
-            "INSERT INTO credits.subscriptions VALUES (%s, %s, %s, 'active', %s, NULL)",
-            (f"sub-{i}", user(i), plan, started_at),
-        )
+        add_subscription(sql_run, f"sub-{i}", user(i), plan, started_at)
 
 
-def seed_users_with_two_subscriptions(sql_run, users):
-    """user-1 .. user-N, each with two subscriptions: two batches a user to expire."""
-    for i in range(1, users + 1):
-        for n in (1, 2):
-            sql_run(
-                "INSERT INTO credits.subscriptions VALUES (%s, %s, 'pro', 'active', "
-                "'2026-01-10', NULL)",
-                (f"sub-{i}-{n}", f"user-{i}"),
-            )
+@pytest.fixture
+def expire_two_batches_a_user(pool, sql_run, add_plan):
+    """users user-1 .. user-N, two batches each granted on 15 March, expired on 1 May."""
+    add_plan("pro", 10, 30)
+
+    def run(settings, users):
+        for i in range(1, users + 1):
+            for n in (1, 2):
+                add_subscription(sql_run, f"sub-{i}-{n}", f"user-{i}", "pro", "2026-01-10")
+        jobs.grant(pool, settings, date(2026, 3, 15))
+        return jobs.expire(pool, settings, at=datetime(2026, 5, 1, tzinfo=timezone.utc))
+
+    return run
 
 
 def granted(sql_run):
@@ -180,11 +181,10 @@ def test_an_unfinished_pass_of_an_earlier_day_is_finished_first(chunked_client, 
     assert january["complete"] and january["totals"]["successful"] == 5
 
 
-def test_expire_chunks_by_user_and_counts_each_user_once(pool, chunked, sql_run, add_plan):
-    add_plan("pro", 10, 30)
-    seed_users_with_two_subscriptions(sql_run, 7)
-    jobs.grant(pool, chunked, date(2026, 3, 15))
-    run = jobs.expire(pool, chunked, at=datetime(2026, 5, 1, tzinfo=timezone.utc))
+def test_expire_chunks_by_user_and_counts_each_user_once(
+    chunked, sql_run, expire_two_batches_a_user
+):
+    run = expire_two_batches_a_user(chunked, 7)
     expected = {"processedBatches": 14, "processedUsers": 7, "totalExpiredAmount": 140}
     assert run.complete and run.results == expected and run.totals == expected
     assert sql_run("SELECT sum(balance) AS s FROM credits.balances")[0]["s"] == 0
@@ -308,11 +308,8 @@ def test_two_stripes_resume_over_budgeted_calls_with_exact_totals(
     assert granted(sql_run) == {"n": 20, "refs": 20}
 
 
-def test_two_stripes_expire_counts_each_user_once(pool, two_stripes, sql_run, add_plan):
-    add_plan("pro", 10, 30)
-    seed_users_with_two_subscriptions(sql_run, 20)
-    jobs.grant(pool, two_stripes, date(2026, 3, 15))
-    run = jobs.expire(pool, two_stripes, at=datetime(2026, 5, 1, tzinfo=timezone.utc))
+def test_two_stripes_expire_counts_each_user_once(two_stripes, sql_run, expire_two_batches_a_user):
+    run = expire_two_batches_a_user(two_stripes, 20)
     expected = {"processedBatches": 40, "processedUsers": 20, "totalExpiredAmount": 400}
     assert run.complete and run.results == expected and run.totals == expected
     assert len(sql_run("SELECT * FROM credits.job_progress WHERE job = 'expire'")) == 2

@@ -9,13 +9,12 @@ from datetime import date, datetime, timezone
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from app import create_app
 from credits import config, db, jobs, ledger
-
-from .conftest import SECRET
+from testing import SECRET
+from testing.databases import connections_refused, scratch_database
+from testing.seeders import add_subscribers
 
 GRANT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('credits.job.grant', 0))"
 
@@ -35,18 +34,9 @@ def run_together(n, task):
         return list(executor.map(start, range(n)))
 
 
-def seed_subscriptions(sql_run, count, plan="pro", started_at="2026-01-10"):
-    sql_run(
-        "INSERT INTO credits.subscriptions "
-        "SELECT 'sub-' || i, 'user-' || i, %s, 'active', %s::timestamptz, NULL "
-        "FROM generate_series(1, %s) AS i",
-        (plan, started_at, count),
-    )
-
-
 def test_overlapping_grant_runs_grant_each_subscription_once(pool, settings, sql_run, add_plan):
     add_plan("pro", 10, 30)
-    seed_subscriptions(sql_run, 5000)
+    add_subscribers(sql_run, 5000)
     run_date = date(2026, 3, 15)
 
     outcomes = run_together(6, lambda i: jobs.grant(pool, settings, run_date))
@@ -70,7 +60,7 @@ def test_uniqueness_alone_stops_a_double_grant_without_the_job_lock(
 ):
     """Two grant statements racing outside the lock: the second waits, then inserts nothing."""
     add_plan("pro", 10, 30)
-    seed_subscriptions(sql_run, 200)
+    add_subscribers(sql_run, 200)
     params = {
         "run_date": date(2026, 3, 15),
         "eligible_statuses": ["active"],
@@ -150,7 +140,7 @@ def test_grant_expire_and_spending_together_keep_every_balance_right(
 ):
     add_plan("pro", 100, 30)  # February's and March's batches are past their date
     add_plan("keeps", 40, 36500)
-    seed_subscriptions(sql_run, 300)
+    add_subscribers(sql_run, 300)
     sql_run(
         "INSERT INTO credits.subscriptions SELECT 'keep-' || i, 'user-' || i, 'keeps', 'active', "
         "'2026-01-10', NULL FROM generate_series(1, 300) AS i"
@@ -201,9 +191,8 @@ def test_failed_run_rolls_back_whole_and_says_why(
     client, auth, sql_run, add_plan, subscribe, refuse_ledger_entries
 ):
     add_plan("pro", 100, 30)
-    subscribe("s1", "alice", "pro", "2026-01-10")
-    subscribe("s2", "mallory", "pro", "2026-01-10")
-    subscribe("s3", "zoe", "pro", "2026-01-10")
+    for sub_id, user in (("s1", "alice"), ("s2", "mallory"), ("s3", "zoe")):
+        subscribe(sub_id, user, "pro", "2026-01-10")
     refuse_ledger_entries("mallory")
 
     response = client.get("/api/jobs/credits/grant?date=2026-03-15", headers=auth)
@@ -224,30 +213,13 @@ def test_failed_run_rolls_back_whole_and_says_why(
     assert response.get_json()["results"]["successful"] == 3
 
 
-def _set_connections(server_url, database_url, allowed):
-    name = conninfo_to_dict(database_url)["dbname"]
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
-                sql.Identifier(name), sql.Literal(allowed)
-            )
-        )
-        if not allowed:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-            )
-
-
 @pytest.mark.parametrize("route", ["/api/jobs/credits/grant", "/api/jobs/credits/expire"])
 def test_database_down_answers_503_and_the_service_recovers(
     client, auth, server_url, database_url, route
 ):
     assert client.get(route, headers=auth).status_code == 200
-    _set_connections(server_url, database_url, False)
-    try:
+    with connections_refused(server_url, database_url):
         response = client.get(route, headers=auth)
-    finally:
-        _set_connections(server_url, database_url, True)
     assert response.status_code == 503
     body = response.get_json()
     assert body == {"success": False, "jobId": body["jobId"], "error": "database unavailable"}
@@ -276,12 +248,8 @@ def test_service_with_an_unreachable_database_starts_and_answers_503():
 
 
 def test_schema_applies_again_and_from_several_workers_at_once(server_url):
-    name = f"credits_empty_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_conninfo(server_url, dbname=name)
-    settings = config.Settings.from_mapping({"DATABASE_URL": url})
-    try:
+    with scratch_database(server_url, "credits_empty") as url:
+        settings = config.Settings.from_mapping({"DATABASE_URL": url})
         pools = [db.open_pool(settings, max_size=1) for _ in range(5)]
         try:
             outcomes = run_together(4, lambda i: db.prepare(pools[i]))
@@ -309,9 +277,6 @@ def test_schema_applies_again_and_from_several_workers_at_once(server_url):
             "subscriptions",
             "transactions",
         ]
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def test_run_that_loses_a_deadlock_is_retried(

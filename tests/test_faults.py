@@ -10,14 +10,13 @@ import signal
 import threading
 import time
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from credits import config, db, jobs
-
-from .conftest import SECRET
-from .test_served import Served, call
+from testing import SECRET
+from testing.seeders import add_subscribers
+from testing.served import Served, call
 
 N = int(os.environ.get("FAULTS_SUBSCRIPTIONS", "4000"))
 CHUNKED = {"CREDITS_CHUNK_SIZE": "100", "CREDITS_PARALLEL_CHUNKS": "2"}
@@ -35,12 +34,7 @@ def report_figures():
 def subscribers(sql_run, add_plan):
     """N subscribers due on the 10th, and every chunk statement slowed down a little."""
     add_plan("pro", 10, 30)
-    sql_run(
-        "INSERT INTO credits.subscriptions "
-        "SELECT 'sub-' || i, 'user-' || i, 'pro', 'active', '2026-01-10', NULL "
-        "FROM generate_series(1, %s) AS i",
-        (N,),
-    )
+    add_subscribers(sql_run, N)
     sql_run("""
         CREATE FUNCTION credits.slow_chunk() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END $$;
@@ -56,12 +50,6 @@ def progress(sql_run, job):
     rows = sql_run("SELECT totals, complete FROM credits.job_progress WHERE job = %s", (job,))
     keys = "processed" if job == "grant" else "processedUsers"
     return sum(r["totals"][keys] for r in rows), bool(rows) and all(r["complete"] for r in rows)
-
-
-def worker_pid(served):
-    children = Path(f"/proc/{served.process.pid}/task/{served.process.pid}/children")
-    [pid] = children.read_text().split()
-    return int(pid)
 
 
 def call_until_done(port, path, timeout=120):
@@ -93,7 +81,7 @@ def test_worker_killed_mid_run_loses_only_its_chunks_in_flight(
     )
     try:
         served.wait_ready()
-        victim = worker_pid(served)
+        victim = served.worker_pid()
         caller = threading.Thread(target=lambda: _swallow(call, served.port, path, SECRET))
         caller.start()
         deadline = time.monotonic() + 60

@@ -7,7 +7,6 @@ import base64
 import os
 import socket
 import string
-import uuid
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -18,15 +17,12 @@ import schemathesis
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from schemathesis import GenerationMode
 
 from credits import jobs
-from reliability.load import SECRET as LOAD_SECRET
-from reliability.load import Service
-
-from .conftest import SECRET
+from testing import SECRET
+from testing.databases import scratch_database
+from testing.served import Served
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = int(os.environ.get("CREDITS_FUZZ_EXAMPLES", "40"))
@@ -150,21 +146,14 @@ def test_no_authorization_header_but_the_exact_secret_gets_in(
 @pytest.fixture(scope="module")
 def served(server_url, template_name):
     """The Procfile's gunicorn on a database of its own (raw requests, as they come on the wire)."""
-    name = f"credits_wire_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template_name)
-            )
+    with scratch_database(server_url, "credits_wire", template_name) as url:
+        service = Served(
+            {"DATABASE_URL": url, "CRON_SECRET": SECRET, "WEB_CONCURRENCY": "2"}
+            | {"CREDITS_APPLY_SCHEMA": "false", "CREDITS_DB_TIMEOUT": "10"},
+            scrub=("CREDITS_", "DATABASE"),
         )
-    try:
-        with Service(make_conninfo(server_url, dbname=name), workers=2) as service:
-            yield service, make_conninfo(server_url, dbname=name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        with service:
+            yield service, url
 
 
 def raw_get(port, header_lines, path=ROUTES[1]):
@@ -179,21 +168,21 @@ def raw_get(port, header_lines, path=ROUTES[1]):
     return int(reply.split(b" ", 2)[1])
 
 
-RIGHT = f"Authorization: Bearer {LOAD_SECRET}".encode()
+RIGHT = f"Authorization: Bearer {SECRET}".encode()
 WIRE_CASES = [
     [RIGHT, RIGHT],
     [RIGHT, b"Authorization: Bearer wrong-secret-0123456789"],
     [b"Authorization: Bearer wrong-secret-0123456789", RIGHT],
     [RIGHT, b"Authorization: "],
-    [b"Authorization: Bearer " + LOAD_SECRET.encode() + b"\xe9"],
-    [b"Authorization: Bearer " + LOAD_SECRET.encode() + b"\x00"],
+    [b"Authorization: Bearer " + SECRET.encode() + b"\xe9"],
+    [b"Authorization: Bearer " + SECRET.encode() + b"\x00"],
     ["Authorization: Bearer ключ-ключ-ключ".encode()],
-    [b"Authorization: Bearer\t" + LOAD_SECRET.encode()],
-    [b"Authorization: Bearer", b" " + LOAD_SECRET.encode()],  # obsolete line folding
-    [b"Authorization : Bearer " + LOAD_SECRET.encode()],
-    [b"X-Authorization: Bearer " + LOAD_SECRET.encode()],
+    [b"Authorization: Bearer\t" + SECRET.encode()],
+    [b"Authorization: Bearer", b" " + SECRET.encode()],  # obsolete line folding
+    [b"Authorization : Bearer " + SECRET.encode()],
+    [b"X-Authorization: Bearer " + SECRET.encode()],
     [b"Authorization: Bearer " + b"a" * 20000],
-    [b"Authorization: Basic " + base64.b64encode(LOAD_SECRET.encode() + b":")],
+    [b"Authorization: Basic " + base64.b64encode(SECRET.encode() + b":")],
 ]
 
 
@@ -206,7 +195,7 @@ def test_on_the_wire_repeated_odd_and_oversized_headers_never_get_in(served):
         status = raw_get(service.port, lines)
         statuses[status] += 1
         assert status in (400, 401, 431), lines
-    for path in (f"{ROUTES[1]}?token={LOAD_SECRET}", f"{ROUTES[0]}?secret={LOAD_SECRET}"):
+    for path in (f"{ROUTES[1]}?token={SECRET}", f"{ROUTES[0]}?secret={SECRET}"):
         assert raw_get(service.port, [], path) == 401
     figures.update({f"wire {k}": n for k, n in statuses.items()})
     assert wire_counts(database) == before

@@ -379,9 +379,14 @@ def periods(sql_run, user_id):
     return sorted(b["grant_period"] for b in batches(sql_run, user_id))
 
 
-def test_a_missed_month_end_is_caught_up_the_next_month(client, auth, sql_run, add_plan, subscribe):
+@pytest.fixture
+def alice_on_the_31st(add_plan, subscribe):
+    """alice's subscription s1 to pro (100 credits for 30 days), started on 31 January 2024."""
     add_plan("pro", 100, 30)
     subscribe("s1", "alice", "pro", "2024-01-31")
+
+
+def test_a_missed_month_end_is_caught_up_the_next_month(client, auth, sql_run, alice_on_the_31st):
     grant(client, auth, "2024-01-30")  # the call of the 31st never came
     body = grant(client, auth, "2024-02-01")
     assert body["results"] == {"processed": 1, "successful": 1, "skipped": 0, "failed": 0}
@@ -437,10 +442,8 @@ def test_an_outage_longer_than_the_catch_up_window_is_caught_up_within_it(
 
 
 def test_a_back_fill_before_the_last_run_covers_its_own_month_only(
-    make_app, auth, sql_run, add_plan, subscribe
+    make_app, auth, sql_run, alice_on_the_31st
 ):
-    add_plan("pro", 100, 30)
-    subscribe("s1", "alice", "pro", "2024-01-31")
     client = make_app(CREDITS_CATCH_UP_DAYS="3").test_client()
     grant(client, auth, "2024-01-27")
     grant(client, auth, "2024-02-10")  # too late to catch up 31 January
@@ -450,20 +453,14 @@ def test_a_back_fill_before_the_last_run_covers_its_own_month_only(
 
 
 def test_no_catch_up_window_grants_each_run_its_own_month_only(
-    make_app, auth, sql_run, add_plan, subscribe
+    make_app, auth, sql_run, alice_on_the_31st
 ):
-    add_plan("pro", 100, 30)
-    subscribe("s1", "alice", "pro", "2024-01-31")
     client = make_app(CREDITS_CATCH_UP_DAYS="0").test_client()
     grant(client, auth, "2024-01-30")
     assert grant(client, auth, "2024-02-01")["results"]["processed"] == 0
 
 
-def test_dry_run_after_a_missed_month_end_says_what_the_run_does(
-    client, auth, sql_run, add_plan, subscribe
-):
-    add_plan("pro", 100, 30)
-    subscribe("s1", "alice", "pro", "2024-01-31")
+def test_dry_run_after_a_missed_month_end_says_what_the_run_does(client, auth, alice_on_the_31st):
     grant(client, auth, "2024-01-30")
     dry = grant(client, auth, "2024-02-01", dryRun="true")
     assert dry["results"] == {"processed": 1, "successful": 1, "skipped": 0, "failed": 0}

@@ -24,9 +24,9 @@ from hypothesis.stateful import (
 )
 
 from credits import jobs, ledger
-
-from .conftest import SECRET
-from .model import Batch, Credits, Subscription, midnight
+from testing import SECRET
+from testing.model import Batch, Credits, Subscription, midnight
+from testing.seeders import add_subscription
 
 EXAMPLES = int(os.environ.get("CREDITS_MODEL_EXAMPLES", "40"))
 STEPS = int(os.environ.get("CREDITS_MODEL_STEPS", "40"))
@@ -132,10 +132,7 @@ class CreditsMachine(RuleBasedStateMachine):
     def subscribe(self, user, plan, started_at, status):
         self.step("subscribe")
         sub_id = f"sub-{len(self.model.subscriptions) + 1}"
-        self.sql(
-            "INSERT INTO credits.subscriptions VALUES (%s, %s, %s, %s, %s, NULL)",
-            (sub_id, user, plan, status, started_at),
-        )
+        add_subscription(self.sql, sub_id, user, plan, started_at, status)
         self.model.subscriptions[sub_id] = Subscription(user, plan, started_at, status)
         return sub_id
 

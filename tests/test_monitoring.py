@@ -9,8 +9,7 @@ import pytest
 
 import credits
 from credits import config
-
-from .test_concurrency_and_failures import _set_connections
+from testing.databases import connections_refused
 
 STATUS = "/api/jobs/credits/status"
 
@@ -47,11 +46,8 @@ def test_healthz_answers_200_without_auth_when_the_database_answers(client):
 def test_healthz_answers_503_while_the_database_is_down_and_200_again_after(
     client, server_url, database_url
 ):
-    _set_connections(server_url, database_url, False)
-    try:
+    with connections_refused(server_url, database_url):
         response = client.get("/healthz")
-    finally:
-        _set_connections(server_url, database_url, True)
     assert response.status_code == 503
     assert response.get_json() == {"status": "unavailable", "database": "unavailable"}
     deadline = time.monotonic() + 30
@@ -155,11 +151,8 @@ def test_a_bad_status_threshold_stops_the_service(value):
 
 
 def test_status_answers_503_while_the_database_is_down(client, auth, server_url, database_url):
-    _set_connections(server_url, database_url, False)
-    try:
+    with connections_refused(server_url, database_url):
         response = client.get(STATUS, headers=auth)
-    finally:
-        _set_connections(server_url, database_url, True)
     assert response.status_code == 503
     assert response.get_json()["error"] == "database unavailable"
 

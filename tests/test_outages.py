@@ -14,9 +14,8 @@ import psutil
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .conftest import SECRET
-from .test_faults import worker_pid
-from .test_served import Served, call, free_port
+from testing import SECRET
+from testing.served import Served, call, free_port
 
 GRANT = "/api/jobs/credits/grant?date=2026-03-15"
 OK = (200, {"status": "ok", "database": "ok"})
@@ -111,7 +110,7 @@ def test_service_started_during_an_outage_stays_up_and_recovers_by_itself(
         status, body = call(served.port, GRANT, SECRET)
         assert (status, body["error"]) == (503, "database unavailable")
         # A worker killed during the outage (OOM, timeout) is replaced by one that boots too.
-        os.kill(worker_pid(served), signal.SIGKILL)
+        os.kill(served.worker_pid(), signal.SIGKILL)
         served.wait_ready()
         assert call(served.port, "/healthz") == DOWN
 
@@ -237,7 +236,7 @@ def test_stopping_the_service_stops_its_embedded_postgres_after_a_worker_was_kil
     try:
         served.wait_ready()
         server = postmaster(pgdata)
-        os.kill(worker_pid(served), signal.SIGKILL)
+        os.kill(served.worker_pid(), signal.SIGKILL)
         served.wait_ready()
         assert call(served.port, "/healthz") == OK
     finally:
@@ -255,13 +254,13 @@ def test_a_dead_embedded_postgres_is_started_again_by_the_next_request(tmp_path)
     try:
         served.wait_ready()
         assert call(served.port, "/healthz") == OK
-        worker, dead = worker_pid(served), postmaster(pgdata)
+        worker, dead = served.worker_pid(), postmaster(pgdata)
         dead.kill()
         assert stopped(dead)
         deadline = time.monotonic() + 30
         while call(served.port, "/healthz") != OK:
             assert time.monotonic() < deadline, "the embedded PostgreSQL was not started again"
-        assert worker_pid(served) == worker  # by the same worker, not a restarted one
+        assert served.worker_pid() == worker  # by the same worker, not a restarted one
     finally:
         served.stop()
         server = postmaster(pgdata)

@@ -12,8 +12,7 @@ from psycopg.conninfo import make_conninfo
 from app import create_app
 from credits import config, db, jobs, ledger
 from credits.cli import cli
-
-from .conftest import SECRET
+from testing import SECRET
 
 MARCH_20 = datetime(2026, 3, 20, tzinfo=timezone.utc)
 

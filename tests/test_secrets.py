@@ -10,8 +10,7 @@ import pytest
 from app import create_app
 from credits import config, jobs
 from credits.web import auth
-
-from .conftest import SECRET
+from testing import SECRET
 
 NEXT_SECRET = "next-secret-fedcba9876543210"
 ROUTE = "/api/jobs/credits/expire"

@@ -4,86 +4,16 @@ import json
 import os
 import runpy
 import select
-import shlex
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import psycopg
 
-from .conftest import SECRET
-
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-
-
-def procfile_command():
-    """The Procfile's web command, with gunicorn taken from this environment."""
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    line = next(text for text in lines if text.startswith("web:"))
-    args = shlex.split(line.removeprefix("web:"))
-    return [str(BIN / args[0]), *args[1:]]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(port, path, secret=None, timeout=30):
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
-    if secret:
-        request.add_header("Authorization", f"Bearer {secret}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
-class Served:
-    """gunicorn started with the Procfile's command, stopped (and its output kept) at the end."""
-
-    def __init__(self, env, cwd=ROOT):
-        self.port = free_port()
-        env = {
-            **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CRON_SECRET")},
-            **env,
-            "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{self.port}",
-        }
-        self.process = subprocess.Popen(
-            procfile_command(),
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def wait_ready(self, timeout=60):
-        """Wait until a worker has loaded the app and answers (404 on /)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.stop()
-            try:
-                if call(self.port, "/")[0] == 404:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError(f"gunicorn did not start: {self.stop()}")
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        output, _ = self.process.communicate(timeout=60)
-        return output
+from testing import SECRET
+from testing.served import ROOT, Served, call
 
 
 def test_procfile_command_serves_the_jobs(database_url, add_plan, subscribe):
@@ -111,7 +41,8 @@ def test_procfile_command_serves_the_jobs(database_url, add_plan, subscribe):
 
 def test_procfile_command_refuses_to_start_without_a_secret(database_url):
     served = Served({"DATABASE_URL": database_url})
-    output = served.process.communicate(timeout=60)[0]
+    served.process.wait(timeout=60)
+    output = served.stop()
     assert served.process.returncode != 0
     assert "CRON_SECRET is not set" in output
 

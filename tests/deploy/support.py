@@ -2,9 +2,6 @@
 
 import json
 import re
-import shlex
-import socket
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,7 +10,6 @@ from shutil import which
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEPLOY = ROOT / "deploy"
 HARNESS = Path(__file__).resolve().parent / "harness"
-BIN = Path(sys.executable).parent
 NODE = which("node")
 
 INCOMPLETE = (200, {"success": True, "complete": False, "results": {}})
@@ -64,21 +60,6 @@ class Scripted:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
-
-
-def free_port():
-    """A local TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def procfile_command():
-    """The Procfile's web command, with gunicorn taken from this environment."""
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    line = next(text for text in lines if text.startswith("web:"))
-    args = shlex.split(line.removeprefix("web:"))
-    return [str(BIN / args[0]), *args[1:]]
 
 
 def dockerfile():

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from credits import db
-from tests.conftest import SECRET
+from testing import SECRET
 
 from .support import ALREADY_RUNNING, COMPLETE, DEPLOY, HARNESS, INCOMPLETE, NO_ANSWER, NODE
 

@@ -5,7 +5,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import SECRET
+from testing import SECRET
 
 from .support import DEPLOY
 

@@ -5,7 +5,7 @@ import subprocess
 
 import yaml
 
-from tests.conftest import SECRET
+from testing import SECRET
 
 from .support import COMPLETE, DEPLOY, INCOMPLETE
 

@@ -3,10 +3,8 @@
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from importlib.metadata import distribution
@@ -20,9 +18,10 @@ from packaging.requirements import Requirement
 from app import create_app
 from credits import config
 from credits.cli import cli
-from tests.conftest import SECRET
+from testing import SECRET
+from testing.served import BIN, Served, free_port, procfile_command
 
-from .support import BIN, ROOT, dockerfile, free_port, procfile_command, requirements
+from .support import ROOT, dockerfile, requirements
 
 # What Vercel's Python runtime offers (deploy/vercel/README.md); 3.12 is its default.
 VERCEL_PYTHONS = {"3.12", "3.13", "3.14"}
@@ -138,32 +137,16 @@ def test_dockerfile_command_serves_on_port_and_its_healthcheck_passes(database_u
         "CRON_SECRET": SECRET,
     }
     [cmd] = [json.loads(args) for name, args in dockerfile() if name == "CMD"]
-    process = subprocess.Popen(
-        [str(BIN / cmd[0]), *cmd[1:]],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    served = Served(env, command=[str(BIN / cmd[0]), *cmd[1:]], port=port)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.communicate()[0]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the image's command did not start"
-                time.sleep(0.2)
+        served.wait_ready()
         [healthcheck] = [args for name, args in dockerfile() if name == "HEALTHCHECK"]
         check = json.loads(healthcheck.split("CMD ", 1)[1])
         assert check[0] == "python"
         result = subprocess.run([sys.executable, *check[1:]], env=env, capture_output=True)
         assert result.returncode == 0, result.stderr
     finally:
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=60)[0]
+        output = served.stop()
     assert f"Listening at: http://0.0.0.0:{port}" in output
 
 

@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from tests.conftest import SECRET
+from testing import SECRET
 
 from .support import DEPLOY
 

@@ -1,6 +1,6 @@
 """The rules of credits as a small pure-Python model: the executable statement of them.
 
-test_model.py applies the same random steps to this model and to the service on a real
+tests/test_model.py applies the same random steps to this model and to the service on a real
 database, and after every step they must agree.
 """
 

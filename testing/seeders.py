@@ -1,0 +1,37 @@
+"""Plans and subscriptions written as the host app writes them.
+
+Each seeder takes `execute(statement, params)`: a test's sql_run, or a cursor's execute.
+"""
+
+
+def add_plan(execute, plan_id, monthly_credits, validity_days=None):
+    """A plan granting monthly_credits a month, each batch spendable validity_days (or ever)."""
+    execute(
+        "INSERT INTO credits.plans VALUES (%s, %s, %s)", (plan_id, monthly_credits, validity_days)
+    )
+
+
+def add_package(execute, package_id, credits, bonus, validity_days=None):
+    """A credit pack: credits plus a bonus, spendable validity_days from purchase (or ever)."""
+    execute(
+        "INSERT INTO credits.packages VALUES (%s, %s, %s, %s)",
+        (package_id, credits, bonus, validity_days),
+    )
+
+
+def add_subscription(execute, sub_id, user_id, plan_id, started_at, status="active", ends_at=None):
+    """One subscription; started_at and ends_at take ISO timestamps (UTC when no offset)."""
+    execute(
+        "INSERT INTO credits.subscriptions VALUES (%s, %s, %s, %s, %s, %s)",
+        (sub_id, user_id, plan_id, status, started_at, ends_at),
+    )
+
+
+def add_subscribers(execute, count, plan="pro", started_at="2026-01-10"):
+    """Active subscriptions sub-1 .. sub-N of users user-1 .. user-N, in one statement."""
+    execute(
+        "INSERT INTO credits.subscriptions "
+        "SELECT 'sub-' || i, 'user-' || i, %s, 'active', %s::timestamptz, NULL "
+        "FROM generate_series(1, %s) AS i",
+        (plan, started_at, count),
+    )
