@@ -1,13 +1,12 @@
 """The bearer check, the startup check of the secret, and errors as JSON."""
 
-import io
-
 import pytest
 
 from app import create_app
 from credits import config
 from credits.web.auth import MAX_BODY_BYTES
 from testing import SECRET
+from testing.bodies import UnreadableBody
 
 ROUTES = ["/api/jobs/credits/grant", "/api/jobs/credits/expire"]
 
@@ -149,15 +148,6 @@ def test_head_on_a_job_route_gets_405_and_runs_nothing(client, auth, sql_run, ro
 
 def test_head_on_healthz_still_answers(client):
     assert client.head("/healthz").status_code == 200
-
-
-class UnreadableBody(io.BytesIO):
-    """A request body that fails the test if the service reads a byte of it."""
-
-    def read(self, *args):
-        raise AssertionError("the body was read")
-
-    readline = readinto = read
 
 
 @pytest.mark.parametrize(

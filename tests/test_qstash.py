@@ -11,6 +11,7 @@ import pytest
 
 from credits import config
 from credits.web.auth import MAX_BODY_BYTES
+from testing.bodies import UnreadableBody
 
 CURRENT_KEY = "sig_current_0123456789abcdefghijkl"
 NEXT_KEY = "sig_next_0123456789abcdefghijklmnop"
@@ -174,7 +175,6 @@ def test_a_signed_request_runs_exactly_the_signed_query(qstash_client, sql_run):
 
 
 def test_a_bad_token_is_refused_before_the_body_is_read(qstash_client, sql_run):
-    from .test_auth_and_errors import UnreadableBody
 
     response = qstash_client.post(
         "/api/jobs/credits/grant",
