@@ -204,6 +204,8 @@ LANGUAGE sql STABLE
 AS $$
     SELECT 'subscription:' || subscription_id || ':' || to_char(period_start::timestamp, 'YYYY-MM')
 $$;
+-- A pure formula, like due_day, run by whoever runs the grant: every role may call it.
+GRANT EXECUTE ON FUNCTION credits.subscription_reference(text, date) TO PUBLIC;
 
 -- Every subscription due a grant by run_date, with what it would be granted, in the month of
 -- run_date and, for a pass that catches up after the last completed one, in the month before.
@@ -1138,7 +1140,6 @@ AS $$ SELECT credits.account_at(now(), $1, $2) $$;
 
 -- Nobody may call these unless granted (sql/roles.sql): PUBLIC may run any function by default.
 REVOKE ALL ON FUNCTION
-    credits.subscription_reference(text, date),
     credits.checked_text(text, text, integer),
     credits.checked_count(bigint, text),
     credits.checked_grant_reference(text),

@@ -102,3 +102,22 @@ def connections_refused(server_url, database_url):
         yield
     finally:
         allow_connections(server_url, database_url, True)
+
+
+@contextmanager
+def logged_in_as(server_url, database_url, role, *also_made):
+    """A connection URL as role (let log in for the block); afterwards role and also_made,
+    the other roles the test made, lose what they own and are dropped."""
+    admin(server_url, "ALTER ROLE {} LOGIN", role)
+    try:
+        yield make_conninfo(database_url, user=role)
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as owner:
+            owner.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                (role,),
+            )
+            for name in (role, *also_made):
+                owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+        for name in (role, *also_made):
+            admin(server_url, "DROP ROLE {}", name)

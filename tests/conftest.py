@@ -187,3 +187,21 @@ def lose_deadlocks(sql_run):
         )
 
     return arm
+
+
+@pytest.fixture
+def benchmark_report(server_url, tmp_path):
+    """Run a benchmark module's command on the test server, writing its section into a report
+    between the module's markers; answers the report's text (old section replaced, rest kept)."""
+
+    def run(bench, *args):
+        report = tmp_path / "PERFORMANCE.md"
+        report.write_text(f"# Before\n\n{bench.BEGIN}\nold\n{bench.END}\n\n# After\n")
+        command = [*args, "--server", server_url, "--write", str(report)]
+        result = CliRunner().invoke(bench.main, command)
+        assert result.exit_code == 0, result.output
+        text = report.read_text()
+        assert text.startswith("# Before\n") and text.endswith("# After\n") and "old" not in text
+        return text
+
+    return run

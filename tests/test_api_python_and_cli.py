@@ -108,6 +108,10 @@ def test_a_pack_over_the_cap_and_a_missing_bonus_are_refused(run_cli, sql_run, t
     assert result.exit_code == 1 and "no sign-up bonus is configured" in result.output
 
 
+# A bonus of 5 credits to alice under reference r, by the command line.
+ADD_BONUS = ["add", "alice", "5", "--source", "bonus", "--reference", "r"]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -122,36 +126,8 @@ def test_a_pack_over_the_cap_and_a_missing_bonus_are_refused(run_cli, sql_run, t
         (["spend", "alice", "--service", "chat", "--quantity", "0", "--reference", "r"], "qua"),
         (["spend", "alice", "1.5", "--reference", "r"], "not a valid integer"),
         (["add", "alice", "5", "--source", "gift", "--reference", "r"], "source must be one"),
-        (
-            [
-                "add",
-                "alice",
-                "5",
-                "--source",
-                "bonus",
-                "--reference",
-                "r",
-                "--validity-days",
-                "2147483647",
-            ],
-            "at most 36500",
-        ),
-        (
-            [
-                "add",
-                "alice",
-                "5",
-                "--source",
-                "bonus",
-                "--reference",
-                "r",
-                "--validity-days",
-                "3",
-                "--expires-at",
-                "2099-01-01",
-            ],
-            "not both",
-        ),
+        ([*ADD_BONUS, "--validity-days", "2147483647"], "at most 36500"),
+        ([*ADD_BONUS, "--validity-days", "3", "--expires-at", "2099-01-01"], "not both"),
         (
             ["add", "alice", "5", "--source", "bonus", "--reference", "subscription:s1:2026-01"],
             "must not start",

@@ -2,35 +2,23 @@
 
 from click.testing import CliRunner
 
+from bench import run
 from bench.run import BEGIN, END, GROWTH_BEGIN, GROWTH_END, main
 
 
-def test_benchmark_runs_and_writes_its_report(server_url, tmp_path, monkeypatch):
+def test_benchmark_runs_and_writes_its_report(benchmark_report, monkeypatch):
     # Small chunks, so the budgeted grant takes several calls even at this size.
     monkeypatch.setenv("CREDITS_CHUNK_SIZE", "50")
-    report = tmp_path / "PERFORMANCE.md"
-    report.write_text(f"# Before\n\n{BEGIN}\nold\n{END}\n\n# After\n")
-
-    result = CliRunner().invoke(
-        main,
-        [
-            "--server",
-            server_url,
-            "--subscriptions",
-            "300",
-            "--loop-sample",
-            "20",
-            "--budget",
-            "0.001",
-            "--write",
-            str(report),
-        ],
+    text = benchmark_report(
+        run,
+        "--subscriptions",
+        "300",
+        "--loop-sample",
+        "20",
+        "--budget",
+        "0.001",
     )
-
-    assert result.exit_code == 0, result.output
-    text = report.read_text()
-    assert text.startswith("# Before\n") and text.endswith("# After\n")
-    assert "old" not in text and text.count(BEGIN) == 1
+    assert text.count(BEGIN) == 1
     for step in (
         "floor",
         "grant, first run",

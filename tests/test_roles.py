@@ -13,6 +13,7 @@ from app import create_app
 from credits import config, db, jobs, ledger
 from credits.cli import cli
 from testing import SECRET
+from testing.databases import logged_in_as
 
 MARCH_20 = datetime(2026, 3, 20, tzinfo=timezone.utc)
 
@@ -30,16 +31,8 @@ def role_url(server_url, database_url):
     role = f"credits_service_{uuid.uuid4().hex[:8]}"
     apply_roles(database_url, role)
     apply_roles(database_url, role)
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(role)))
-    yield make_conninfo(database_url, user=role)
-    with psycopg.connect(database_url, autocommit=True) as owner:
-        owner.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
-        )
-        owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    with logged_in_as(server_url, database_url, role) as url:
+        yield url
 
 
 @pytest.fixture
@@ -204,18 +197,8 @@ def app_role_url(server_url, database_url):
         conn.execute("SELECT set_config('credits.service_role', %s, false)", (service,))
         conn.execute(db.queries["roles"])
         conn.execute(db.queries["roles"])
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(role)))
-    yield make_conninfo(database_url, user=role)
-    with psycopg.connect(database_url, autocommit=True) as owner:
-        owner.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
-        )
-        for name in (role, service):
-            owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        for name in (role, service):
-            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+    with logged_in_as(server_url, database_url, role, service) as url:
+        yield url
 
 
 @pytest.fixture
