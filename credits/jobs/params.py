@@ -3,6 +3,8 @@
 import re
 from datetime import date, datetime, timezone
 
+from credits.config import Settings
+
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # A budget as a caller writes one: "25", "7.5".
 PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
@@ -12,7 +14,7 @@ class InvalidParameter(ValueError):
     """A run was asked for with a parameter it cannot take; nothing was done."""
 
 
-def parse_run_date(text, today=None):
+def parse_run_date(text: str | None, today: date | None = None) -> date:
     """The run date from `YYYY-MM-DD`: a past or present UTC date, never a future one."""
     today = today or datetime.now(timezone.utc).date()
     if text is None:
@@ -28,7 +30,7 @@ def parse_run_date(text, today=None):
     return run_date
 
 
-def parse_budget(text, settings):
+def parse_budget(text: str | None, settings: Settings) -> float:
     """A run's time budget in seconds: the setting's, or a request's own up to the maximum."""
     if text is None:
         return settings.time_budget
