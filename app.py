@@ -5,9 +5,14 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Mapping
+from typing import Any, cast
 from urllib.parse import quote
 
 from flask import Flask, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 import credits
@@ -20,7 +25,7 @@ JOB_ROUTES = "/api/jobs/"
 MAX_BODY_BYTES = 64 * 1024
 
 
-def create_app(test_config=None):
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Create the service: settings from the environment, then test overrides."""
     settings = config.Settings.from_mapping({**os.environ, **(test_config or {})})
     credits.configure_logging(settings.log_format)
@@ -37,25 +42,28 @@ def create_app(test_config=None):
     pool = db.open_pool(settings)  # never waits for the database: a 503 until it answers
 
     app = Flask(__name__)
-    app.json.sort_keys = False  # keep the documented order of the response fields
+    cast(
+        DefaultJSONProvider, app.json
+    ).sort_keys = False  # keep the documented order of the response fields
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # a chunked body too, as it is read
     app.extensions["credits"] = {"settings": settings, "pool": pool}
 
     @app.before_request
-    def require_cron_secret():
+    def require_cron_secret() -> ResponseReturnValue | None:
         if (request.content_length or 0) > MAX_BODY_BYTES:
             raise RequestEntityTooLarge()  # refused on its length, before a byte is read
         if request.path.startswith(JOB_ROUTES):
             if request.method == "HEAD" and request.url_rule is not None:
                 # Flask answers HEAD on GET routes by running them: a HEAD must run no job.
-                allowed = request.url_rule.methods - {"HEAD", "OPTIONS"}
+                allowed = (request.url_rule.methods or set()) - {"HEAD", "OPTIONS"}
                 raise MethodNotAllowed(valid_methods=sorted(allowed))
             if not (_authorized(expected_headers) or _signed_by_qstash(settings)):
                 return jsonify(error="Unauthorized"), 401
         g.job_id = uuid.uuid4()
+        return None
 
     @app.route("/api/jobs/credits/grant", methods=["GET", "POST"])
-    def grant():
+    def grant() -> ResponseReturnValue:
         args = _job_args({"date", "dryRun", "budget"})
         run = jobs.grant(
             pool,
@@ -68,55 +76,55 @@ def create_app(test_config=None):
         return jsonify(run.response())
 
     @app.route("/api/jobs/credits/expire", methods=["GET", "POST"])
-    def expire():
+    def expire() -> ResponseReturnValue:
         args = _job_args({"budget"})
         budget = jobs.parse_budget(args.get("budget"), settings)
         return jsonify(jobs.expire(pool, settings, job_id=g.job_id, budget=budget).response())
 
     @app.route("/api/jobs/credits/status")
-    def status():
+    def status() -> ResponseReturnValue:
         _job_args(set())
         body, healthy = monitor.job_status(pool, settings)
         return jsonify(body), 200 if healthy else 503
 
     @app.route("/healthz")
-    def healthz():
+    def healthz() -> ResponseReturnValue:
         body, healthy = monitor.health(pool)
         return jsonify(body), 200 if healthy else 503
 
     @app.errorhandler(jobs.InvalidParameter)
-    def invalid_parameter(exc):
+    def invalid_parameter(exc: jobs.InvalidParameter) -> ResponseReturnValue:
         return jsonify(success=False, error=str(exc)), 400
 
     @app.errorhandler(jobs.JobAlreadyRunning)
-    def job_already_running(exc):
+    def job_already_running(exc: jobs.JobAlreadyRunning) -> ResponseReturnValue:
         return jsonify(success=False, jobId=str(g.job_id), error=str(exc)), 409
 
     @app.errorhandler(db.DatabaseUnavailable)
-    def database_unavailable(exc):
+    def database_unavailable(exc: db.DatabaseUnavailable) -> ResponseReturnValue:
         return jsonify(success=False, jobId=str(g.job_id), error="database unavailable"), 503
 
     @app.errorhandler(db.SchemaMissing)
-    def schema_missing(exc):
+    def schema_missing(exc: db.SchemaMissing) -> ResponseReturnValue:
         logger.error("%s", exc)  # answered as an outage: it ends when the owner applies it
         return jsonify(success=False, jobId=str(g.job_id), error="database unavailable"), 503
 
     @app.errorhandler(HTTPException)
-    def http_error(exc):
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
         response = exc.get_response()  # keeps headers such as Allow on a 405
         response.data = json.dumps({"error": exc.name})
         response.content_type = "application/json"
         return response
 
     @app.errorhandler(Exception)
-    def internal_error(exc):
+    def internal_error(exc: Exception) -> ResponseReturnValue:
         logger.exception("Unhandled error on %s %s", request.method, request.path)
         return jsonify(success=False, jobId=str(g.get("job_id", "")), error="internal error"), 500
 
     return app
 
 
-def _authorized(expected_headers):
+def _authorized(expected_headers: tuple[bytes, ...]) -> bool:
     """True when the Authorization header is exactly `Bearer <secret>` for an accepted secret.
 
     Each accepted header is compared in constant time, all of them every time, so the answer
@@ -131,7 +139,7 @@ def _authorized(expected_headers):
     return any(matches)
 
 
-def _signed_by_qstash(settings):
+def _signed_by_qstash(settings: config.Settings) -> bool:
     """True when QStash signed this very request: its URL (path and query), then its body.
 
     The token is checked first; the body of a request without a valid one is never read.
@@ -139,6 +147,7 @@ def _signed_by_qstash(settings):
     signature = request.headers.get("Upstash-Signature")
     if not settings.qstash_enabled or not signature:
         return False
+    assert settings.public_url is not None  # the settings refuse QStash keys without it
     # The URL QStash called: the public URL, then the path and the query string as sent.
     query = request.query_string.decode("latin-1")
     url = settings.public_url + quote(request.path) + (f"?{query}" if query else "")
@@ -146,7 +155,7 @@ def _signed_by_qstash(settings):
     return claims is not None and signatures.body_matches(claims, _bounded_body())
 
 
-def _bounded_body():
+def _bounded_body() -> bytes:
     """The request body, read only up to MAX_BODY_BYTES; a longer one gets 413.
 
     A body of declared length was checked before; a chunked one is cut off at the limit by
@@ -158,7 +167,7 @@ def _bounded_body():
     return body
 
 
-def _job_args(allowed):
+def _job_args(allowed: set[str]) -> MultiDict[str, str]:
     """The query parameters, refusing any the route does not take (a typo must not run a job)."""
     unknown = sorted(set(request.args) - allowed)
     if unknown:
@@ -172,7 +181,7 @@ def _job_args(allowed):
     return request.args
 
 
-def _flag(args, name):
+def _flag(args: MultiDict[str, str], name: str) -> bool:
     """A true/false query parameter; absent means false."""
     value = args.get(name, "false")
     if value not in ("true", "false"):
