@@ -42,9 +42,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     pool = db.open_pool(settings)  # never waits for the database: a 503 until it answers
 
     app = Flask(__name__)
-    cast(
-        DefaultJSONProvider, app.json
-    ).sort_keys = False  # keep the documented order of the response fields
+    # Keep the documented order of the response fields.
+    cast(DefaultJSONProvider, app.json).sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # a chunked body too, as it is read
     app.extensions["credits"] = {"settings": settings, "pool": pool}
 
