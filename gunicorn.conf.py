@@ -13,8 +13,9 @@ from gunicorn import glogging
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers import gthread
 
+import credits
 from credits import embedded
-from credits.config import ConfigError, Settings, value_of, worker_timeout
+from credits.config import ConfigError, Settings, cron_secrets, value_of, worker_timeout
 
 embedded_server = None  # the master's handle on the embedded PostgreSQL, when it runs one
 
@@ -187,8 +188,23 @@ def on_starting(server):
         settings = Settings.from_mapping(os.environ)
         if settings.embedded:
             embedded_server = embedded.own(settings)
+            if settings.cron_secret is None:
+                _show_local_secret(settings)
     except ConfigError:
         return  # each worker says what is wrong, and the boot stops
+
+
+def _show_local_secret(settings):
+    """Say where the local secret is and how to call with it: here, once, not in each worker."""
+    cron_secrets(settings)  # creates it now, so the hint names a file that is there
+    credits.configure_logging(settings.log_format)
+    logging.getLogger("credits").info(
+        "No CRON_SECRET set: using the local secret in %s. Try:\n"
+        '  curl -H "Authorization: Bearer $(cat %s)" '
+        "http://127.0.0.1:8000/api/jobs/credits/grant",
+        settings.local_secret_file,
+        settings.local_secret_file,
+    )
 
 
 def on_exit(server):

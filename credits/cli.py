@@ -15,6 +15,7 @@ from dotenv import load_dotenv
 
 import credits
 from credits import config, db, jobs, ledger, monitor, plans
+from credits.web import bodies, params
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar as ClickProgressBar
@@ -154,7 +155,7 @@ def _validity(days: int | None) -> str:
 @click.option("--date", "run_date", metavar="YYYY-MM-DD", help="Run date (default: today, UTC).")
 @click.option("--dry-run", is_flag=True, help="Count what would be granted; write nothing.")
 @click.pass_obj
-@_fail_on(jobs.InvalidParameter, jobs.JobAlreadyRunning)
+@_fail_on(params.InvalidParameter, jobs.JobAlreadyRunning)
 def grant(obj: Context, run_date: str | None, dry_run: bool) -> None:
     """Grant the month's credits to every subscription due by the run date.
 
@@ -164,11 +165,11 @@ def grant(obj: Context, run_date: str | None, dry_run: bool) -> None:
         run = jobs.grant(
             obj.pool,
             obj.settings,
-            jobs.parse_run_date(run_date),
+            params.parse_run_date(run_date),
             dry_run=dry_run,
             progress=progress,
         )
-    click.echo(json.dumps(run.response()))
+    click.echo(json.dumps(bodies.run_body(run)))
 
 
 @cli.command()
@@ -181,7 +182,7 @@ def expire(obj: Context) -> None:
     """
     with ProgressBar("Expiring") as progress:
         run = jobs.expire(obj.pool, obj.settings, progress=progress)
-    click.echo(json.dumps(run.response()))
+    click.echo(json.dumps(bodies.run_body(run)))
 
 
 class ProgressBar:

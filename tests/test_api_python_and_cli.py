@@ -3,7 +3,7 @@ exit status 0 when done or replayed, 1 when refused, 2 for bad input."""
 
 import json
 import secrets
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -180,7 +180,7 @@ def test_a_long_consume_reference_is_a_clear_error_not_a_traceback(
 ):
     add_plan("pro", 10, None)
     subscribe("s1", "alice", "pro", "2026-01-10")
-    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+    jobs.grant(pool, settings, date(2026, 3, 15))
     reference = secrets.token_hex(1500)  # 3,000 characters that do not compress
     result = run_cli("consume", "alice", "1", "--reference", reference)
     assert result.exit_code == 2

@@ -3,7 +3,7 @@ function's rules, its refusals (a documented SQLSTATE, nothing changed) and its 
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -361,7 +361,7 @@ def test_voiding_an_unknown_or_a_subscription_grant_is_refused(
 ):
     add_plan("pro", 100, 30)
     subscribe("s1", "alice", "pro", "2026-01-10")
-    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+    jobs.grant(pool, settings, date(2026, 3, 15))
     refused(sql_run, "CR006", "credits.void_grant('pay-9')")
     refused(sql_run, "CR008", "credits.void_grant('subscription:s1:2026-03')")
 
@@ -406,7 +406,7 @@ def test_the_account_skips_a_grant_already_made_and_a_subscription_that_ends(
     add_plan("pro", 100, 30)
     subscribe("s1", "alice", "pro", "2026-01-10")
     subscribe("s2", "bob", "pro", "2026-01-10", ends_at="2026-05-01")
-    jobs.grant(pool, settings, jobs.parse_run_date("2026-04-10"))
+    jobs.grant(pool, settings, date(2026, 4, 10))
     at = datetime(2026, 4, 10, 12, tzinfo=timezone.utc)
     assert call(sql_run, "credits.account_at(%s, 'alice')", at)["next_grant"] == {
         "date": "2026-05-10",
@@ -446,7 +446,7 @@ def test_the_jobs_write_the_balance_after_each_entry(pool, settings, sql_run, ad
     subscribe("s1", "alice", "pro", "2026-01-10")
     subscribe("s2", "alice", "addon", "2026-01-10")
     grant(sql_run, "alice", 5, "g1")
-    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+    jobs.grant(pool, settings, date(2026, 3, 15))
     jobs.expire(pool, settings, at=datetime(2026, 5, 1, tzinfo=timezone.utc))
     assert entries(sql_run, "alice") == [
         ("grant", 5, 5),

@@ -4,8 +4,9 @@ import io
 
 import pytest
 
-from app import MAX_BODY_BYTES, create_app
+from app import create_app
 from credits import config
+from credits.web.auth import MAX_BODY_BYTES
 
 from .conftest import SECRET
 

@@ -1,6 +1,6 @@
 """Chunked, time-budgeted runs: chunk boundaries, budget expiry, resuming, exact counts."""
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 
@@ -62,7 +62,7 @@ def test_grant_over_any_number_of_chunks_grants_each_subscription_once(
 ):
     add_plan("pro", 10, 30)
     seed(sql_run, count)
-    run = jobs.grant(pool, chunked, jobs.parse_run_date("2026-03-15"))
+    run = jobs.grant(pool, chunked, date(2026, 3, 15))
     expected = {"processed": count, "successful": count, "skipped": 0, "failed": 0}
     assert run.complete and run.results == expected and run.totals == expected
     assert granted(sql_run) == {"n": count, "refs": count}
@@ -77,7 +77,7 @@ def test_subscription_ids_are_walked_in_their_own_sort_order(pool, chunked, sql_
     """sub-10 sorts before sub-2: the keyset follows the database's order, missing none."""
     add_plan("pro", 10, 30)
     seed(sql_run, 12)
-    jobs.grant(pool, chunked, jobs.parse_run_date("2026-03-15"))
+    jobs.grant(pool, chunked, date(2026, 3, 15))
     assert granted(sql_run) == {"n": 12, "refs": 12}
 
 
@@ -183,7 +183,7 @@ def test_an_unfinished_pass_of_an_earlier_day_is_finished_first(chunked_client, 
 def test_expire_chunks_by_user_and_counts_each_user_once(pool, chunked, sql_run, add_plan):
     add_plan("pro", 10, 30)
     seed_users_with_two_subscriptions(sql_run, 7)
-    jobs.grant(pool, chunked, jobs.parse_run_date("2026-03-15"))
+    jobs.grant(pool, chunked, date(2026, 3, 15))
     run = jobs.expire(pool, chunked, at=datetime(2026, 5, 1, tzinfo=timezone.utc))
     expected = {"processedBatches": 14, "processedUsers": 7, "totalExpiredAmount": 140}
     assert run.complete and run.results == expected and run.totals == expected
@@ -196,7 +196,7 @@ def test_resumed_expire_keeps_its_pass_cutoff_and_exact_user_count(
     add_plan("pro", 10, 30)
     for i in range(1, 8):
         subscribe(f"sub-{i}", f"user-{i}", "pro", "2026-01-10")
-    jobs.grant(pool, chunked, jobs.parse_run_date("2026-03-31"))  # batches expire 9 April
+    jobs.grant(pool, chunked, date(2026, 3, 31))  # batches expire 9 April
     # user-late holds a batch due at noon on 9 April, after the first call's cutoff.
     sql_run("""
         WITH b AS (
@@ -282,7 +282,7 @@ def test_two_stripes_grant_each_subscription_once_with_exact_totals(
 ):
     add_plan("pro", 10, 30)
     seed(sql_run, 20)
-    run = jobs.grant(pool, two_stripes, jobs.parse_run_date("2026-03-15"))
+    run = jobs.grant(pool, two_stripes, date(2026, 3, 15))
     expected = {"processed": 20, "successful": 20, "skipped": 0, "failed": 0}
     assert run.complete and run.results == expected and run.totals == expected
     assert granted(sql_run) == {"n": 20, "refs": 20}
@@ -299,9 +299,9 @@ def test_two_stripes_resume_over_budgeted_calls_with_exact_totals(
 ):
     add_plan("pro", 10, 30)
     seed(sql_run, 20)
-    calls = [jobs.grant(pool, two_stripes, jobs.parse_run_date("2026-03-15"), budget=0.001)]
+    calls = [jobs.grant(pool, two_stripes, date(2026, 3, 15), budget=0.001)]
     while not calls[-1].complete and len(calls) < 20:
-        calls.append(jobs.grant(pool, two_stripes, jobs.parse_run_date("2026-03-15"), budget=0.001))
+        calls.append(jobs.grant(pool, two_stripes, date(2026, 3, 15), budget=0.001))
     assert len(calls) > 1 and calls[-1].complete
     assert sum(c.results["successful"] for c in calls) == 20
     assert calls[-1].totals == {"processed": 20, "successful": 20, "skipped": 0, "failed": 0}
@@ -311,7 +311,7 @@ def test_two_stripes_resume_over_budgeted_calls_with_exact_totals(
 def test_two_stripes_expire_counts_each_user_once(pool, two_stripes, sql_run, add_plan):
     add_plan("pro", 10, 30)
     seed_users_with_two_subscriptions(sql_run, 20)
-    jobs.grant(pool, two_stripes, jobs.parse_run_date("2026-03-15"))
+    jobs.grant(pool, two_stripes, date(2026, 3, 15))
     run = jobs.expire(pool, two_stripes, at=datetime(2026, 5, 1, tzinfo=timezone.utc))
     expected = {"processedBatches": 40, "processedUsers": 20, "totalExpiredAmount": 400}
     assert run.complete and run.results == expected and run.totals == expected
@@ -325,13 +325,13 @@ def test_a_failing_stripe_stops_the_run_and_the_next_run_finishes_exactly(
     seed(sql_run, 20)
     refuse_ledger_entries("user-9")
     with pytest.raises(Exception, match="ledger refused user-9"):
-        jobs.grant(pool, two_stripes, jobs.parse_run_date("2026-03-15"))
+        jobs.grant(pool, two_stripes, date(2026, 3, 15))
     [failed] = sql_run("SELECT status, results FROM credits.job_runs")
     assert failed["status"] == "failed"
     assert failed["results"]["successful"] == granted(sql_run)["n"] < 20
 
     refuse_ledger_entries.undo()
-    run = jobs.grant(pool, two_stripes, jobs.parse_run_date("2026-03-15"))
+    run = jobs.grant(pool, two_stripes, date(2026, 3, 15))
     assert run.results["successful"] + failed["results"]["successful"] == 20
     assert run.totals == {"processed": 20, "successful": 20, "skipped": 0, "failed": 0}
     assert granted(sql_run) == {"n": 20, "refs": 20}

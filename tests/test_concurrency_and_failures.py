@@ -5,7 +5,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import psycopg
 import pytest
@@ -47,7 +47,7 @@ def seed_subscriptions(sql_run, count, plan="pro", started_at="2026-01-10"):
 def test_overlapping_grant_runs_grant_each_subscription_once(pool, settings, sql_run, add_plan):
     add_plan("pro", 10, 30)
     seed_subscriptions(sql_run, 5000)
-    run_date = jobs.parse_run_date("2026-03-15")
+    run_date = date(2026, 3, 15)
 
     outcomes = run_together(6, lambda i: jobs.grant(pool, settings, run_date))
 
@@ -72,7 +72,7 @@ def test_uniqueness_alone_stops_a_double_grant_without_the_job_lock(
     add_plan("pro", 10, 30)
     seed_subscriptions(sql_run, 200)
     params = {
-        "run_date": jobs.parse_run_date("2026-03-15"),
+        "run_date": date(2026, 3, 15),
         "eligible_statuses": ["active"],
         "catch_up_from": None,
         "job_id": uuid.uuid4(),
@@ -123,7 +123,7 @@ def test_grant_while_another_run_holds_the_lock_answers_409(
 def test_parallel_spending_never_goes_below_zero(pool, settings, sql_run, add_plan, subscribe):
     add_plan("pro", 150, 36500)
     subscribe("s1", "alice", "pro", "2026-01-10")
-    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+    jobs.grant(pool, settings, date(2026, 3, 15))
 
     outcomes = run_together(8, lambda i: ledger.consume(pool, "alice", 30, f"order-{i}"))
 
@@ -136,7 +136,7 @@ def test_parallel_spending_never_goes_below_zero(pool, settings, sql_run, add_pl
 def test_parallel_retries_of_one_spend_spend_once(pool, settings, sql_run, add_plan, subscribe):
     add_plan("pro", 150, 36500)
     subscribe("s1", "alice", "pro", "2026-01-10")
-    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+    jobs.grant(pool, settings, date(2026, 3, 15))
 
     outcomes = run_together(6, lambda i: ledger.consume(pool, "alice", 40, "order-1"))
 
@@ -156,7 +156,7 @@ def test_grant_expire_and_spending_together_keep_every_balance_right(
         "'2026-01-10', NULL FROM generate_series(1, 300) AS i"
     )
     for day in ("2026-02-15", "2026-03-15"):
-        jobs.grant(pool, settings, jobs.parse_run_date(day))
+        jobs.grant(pool, settings, date.fromisoformat(day))
     rng = random.Random(7)
     spends = [(f"user-{rng.randint(1, 300)}", rng.randint(1, 30)) for _ in range(240)]
 
@@ -164,7 +164,7 @@ def test_grant_expire_and_spending_together_keep_every_balance_right(
         if i == 0:
             return jobs.expire(pool, settings)
         if i == 1:
-            return jobs.grant(pool, settings, jobs.parse_run_date("2026-04-15"))
+            return jobs.grant(pool, settings, date(2026, 4, 15))
         results = []
         for n, (user, amount) in enumerate(spends[i - 2 :: 6]):
             try:
@@ -344,7 +344,7 @@ def alice_expired(pool, settings, add_plan, subscribe):
     """alice holds one batch of 100 credits that is past its date."""
     add_plan("pro", 100, 30)
     subscribe("s1", "alice", "pro", "2026-01-10")
-    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+    jobs.grant(pool, settings, date(2026, 3, 15))
 
 
 def test_schema_applies_while_the_tables_are_in_use(database_url):

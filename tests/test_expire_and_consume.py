@@ -1,7 +1,7 @@
 """Spending credits and expiring batches: soonest first, never twice, never below zero."""
 
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import psycopg
 import pytest
@@ -20,7 +20,7 @@ def alice_granted(pool, settings, add_plan, subscribe):
     add_plan("addon", 50, None)
     subscribe("s1", "alice", "pro", "2026-01-10")
     subscribe("s2", "alice", "addon", "2026-01-10")
-    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+    jobs.grant(pool, settings, date(2026, 3, 15))
 
 
 def balance_of(pool, user_id):
@@ -88,7 +88,7 @@ def test_expire_twice_expires_nothing_more(client, auth, sql_run, alice_granted)
 def test_batch_not_yet_at_its_date_is_left_alone(pool, settings, add_plan, subscribe, sql_run):
     add_plan("long", 100, 36500)
     subscribe("s1", "alice", "long", "2026-01-10")
-    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+    jobs.grant(pool, settings, date(2026, 3, 15))
     assert jobs.expire(pool, settings).results["processedBatches"] == 0
     assert batch_states(sql_run, "alice") == [(100, 100, "active")]
 
@@ -126,7 +126,7 @@ def test_expire_counts_users_once_and_sums_every_batch(pool, settings, add_plan,
     subscribe("s2", "alice", "small", "2026-01-10")
     subscribe("s3", "bob", "pro", "2026-01-10")
     for day in ("2026-02-15", "2026-03-15"):
-        jobs.grant(pool, settings, jobs.parse_run_date(day))
+        jobs.grant(pool, settings, date.fromisoformat(day))
     results = jobs.expire(pool, settings).results
     assert results == {"processedBatches": 6, "processedUsers": 2, "totalExpiredAmount": 414}
 
@@ -173,7 +173,7 @@ def test_never_expiring_credits_are_spent_last(pool, settings, sql_run, add_plan
     add_plan("soon", 10, 20)
     for sub, plan in (("s1", "forever"), ("s2", "late"), ("s3", "soon")):
         subscribe(sub, "alice", plan, "2026-01-10")
-    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+    jobs.grant(pool, settings, date(2026, 3, 15))
     ledger.consume(pool, "alice", 15, "order-1", at=datetime(2026, 3, 20, tzinfo=timezone.utc))
     remaining = {
         b["reference_id"].split(":")[1]: b["remaining"]
@@ -223,7 +223,7 @@ def test_reused_reference_with_another_amount_is_refused(pool, sql_run, alice_gr
 
 def test_references_belong_to_one_user(pool, settings, add_plan, subscribe, alice_granted):
     subscribe("s3", "bob", "pro", "2026-01-10")
-    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+    jobs.grant(pool, settings, date(2026, 3, 15))
     ledger.consume(pool, "alice", 10, "order-1", at=BEFORE_EXPIRY)
     bob = ledger.consume(pool, "bob", 10, "order-1", at=BEFORE_EXPIRY)
     assert (bob.replayed, bob.balance) == (False, 90)

@@ -10,7 +10,7 @@ whose balances were locked; the late batch waits for the next pass.
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import psycopg
 
@@ -43,8 +43,8 @@ def test_a_batch_granted_while_expire_starts_does_not_deadlock_a_consumer(
     add_plan("forever", 10)
     subscribe("b1", "bob", "month", "2026-01-10")
     subscribe("a1", "alice", "forever", "2026-01-10")
-    jobs.grant(pool, settings, jobs.parse_run_date("2026-04-15"))  # bob's expires 10 May
-    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))  # alice: never expires
+    jobs.grant(pool, settings, date(2026, 4, 15))  # bob's expires 10 May
+    jobs.grant(pool, settings, date(2026, 3, 15))  # alice: never expires
     subscribe("a2", "alice", "month", "2026-01-10")  # alice's grant for April comes later
 
     holder = psycopg.connect(database_url)  # a spend of bob's, in progress
@@ -62,7 +62,7 @@ def test_a_batch_granted_while_expire_starts_does_not_deadlock_a_consumer(
     # expire has chosen whose balances to lock (bob only) and waits for bob's.
     wait_until(lambda: waiting_on_a_lock(database_url, "%lock_expiring_balances%") >= 1)
     # Meanwhile a back-filled grant gives alice a batch that is already past its date.
-    jobs.grant(pool, settings, jobs.parse_run_date("2026-04-15"))
+    jobs.grant(pool, settings, date(2026, 4, 15))
     consumer = psycopg.connect(database_url)  # a spend of alice's begins: her balance first
     consumer.execute(LOCK_BALANCE, ("alice",))
     holder.commit()  # bob's spend ends; expire goes on, to bob's batch only

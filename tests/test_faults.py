@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,7 @@ def test_worker_killed_mid_run_loses_only_its_chunks_in_flight(
 ):
     if job == "expire":
         sql_run("ALTER TABLE credits.batches DISABLE TRIGGER slow_grant")
-        jobs.grant(*_pool_and_settings(database_url), jobs.parse_run_date("2026-03-15"))
+        jobs.grant(*_pool_and_settings(database_url), date(2026, 3, 15))
         sql_run("ALTER TABLE credits.batches ENABLE TRIGGER slow_grant")
         sql_run("UPDATE credits.batches SET expires_at = '2026-04-01'")  # all due now
     path = (
@@ -141,7 +142,7 @@ def test_connection_terminated_mid_statement_fails_the_run_and_the_next_complete
 
     def run():
         try:
-            outcome["run"] = jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+            outcome["run"] = jobs.grant(pool, settings, date(2026, 3, 15))
         except Exception as exc:  # asserted below
             outcome["error"] = exc
 
@@ -170,7 +171,7 @@ def test_connection_terminated_mid_statement_fails_the_run_and_the_next_complete
 
     pool, settings = _pool_and_settings(database_url)
     try:
-        again = jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+        again = jobs.grant(pool, settings, date(2026, 3, 15))
     finally:
         pool.close()
     assert again.results["successful"] == N - done

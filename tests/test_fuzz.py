@@ -9,6 +9,7 @@ import socket
 import string
 import uuid
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -86,7 +87,7 @@ def customers(pool, settings, add_plan, subscribe):
     for day in (1, 15, 31):
         subscribe(f"s{day}", f"user-{day}", "pro", f"2000-01-{day:02d}")
         subscribe(f"f{day}", f"user-{day}", "forever", f"2000-01-{day:02d}")
-    jobs.grant(pool, settings, jobs.parse_run_date("2000-02-01"))
+    jobs.grant(pool, settings, date(2000, 2, 1))
     jobs.expire(pool, settings)
 
 

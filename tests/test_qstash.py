@@ -9,8 +9,8 @@ import uuid
 import jwt
 import pytest
 
-from app import MAX_BODY_BYTES
 from credits import config
+from credits.web.auth import MAX_BODY_BYTES
 
 CURRENT_KEY = "sig_current_0123456789abcdefghijkl"
 NEXT_KEY = "sig_next_0123456789abcdefghijklmnop"

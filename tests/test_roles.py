@@ -1,7 +1,7 @@
 """The service as the least-privileged role of sql/roles.sql: it works, and it can do no more."""
 
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import psycopg
 import pytest
@@ -112,7 +112,7 @@ def test_a_refused_run_is_recorded_as_the_least_privileged_role(
     with psycopg.connect(role_url) as holder:
         holder.execute("SELECT pg_advisory_xact_lock(hashtextextended('credits.job.grant', 0))")
         with pytest.raises(jobs.JobAlreadyRunning):
-            jobs.grant(role_pool, settings, jobs.parse_run_date("2026-03-15"))
+            jobs.grant(role_pool, settings, date(2026, 3, 15))
     [run] = sql_run("SELECT status, error FROM credits.job_runs")
     assert run["status"] == "failed" and "already in progress" in run["error"]
 
@@ -149,7 +149,7 @@ def test_the_least_privileged_role_cannot_rewrite_remove_or_create_anything(
 ):
     add_plan("pro", 100, 30)
     subscribe("s1", "alice", "pro", "2026-01-10")
-    jobs.grant(pool, settings, jobs.parse_run_date("2026-03-15"))
+    jobs.grant(pool, settings, date(2026, 3, 15))
     before = sql_run("SELECT * FROM credits.transactions ORDER BY id")
     with psycopg.connect(role_url) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):

@@ -9,7 +9,6 @@ from credits.jobs.engine import JobAlreadyRunning
 from credits.jobs.expire import Expire, expire
 from credits.jobs.grant import Grant, grant
 from credits.jobs.job import JobRun
-from credits.jobs.params import InvalidParameter, parse_budget, parse_run_date
 
 # The two jobs, by the names the rest of the service knows them (their names, counts, order).
 GRANT = Grant
@@ -18,11 +17,8 @@ EXPIRE = Expire
 __all__ = [
     "EXPIRE",
     "GRANT",
-    "InvalidParameter",
     "JobAlreadyRunning",
     "JobRun",
     "expire",
     "grant",
-    "parse_budget",
-    "parse_run_date",
 ]

@@ -1,4 +1,4 @@
-"""What the engine asks of a job, and what a run answers.
+"""What the engine asks of a job, and what a run did.
 
 A job (grant, expire) names its counts and the statements that walk its keys, and works one
 chunk at a time; the engine (engine.py) does the rest.
@@ -106,21 +106,6 @@ class JobRun:
     dry_run: bool = False
     complete: bool = True
     totals: Counts | None = None
-
-    def response(self) -> dict[str, Any]:
-        """The JSON body the cron platform gets, in the documented shape."""
-        body: dict[str, Any] = {"success": True}
-        if self.dry_run:
-            body["dryRun"] = True
-        body["jobId"] = str(self.job_id)
-        if self.run_date is not None:
-            body["date"] = self.run_date.isoformat()
-        body["duration"] = self.duration_ms
-        body["results"] = self.results
-        body["complete"] = self.complete
-        if self.totals is not None:
-            body["totals"] = self.totals
-        return body
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""A run's parameters as a caller writes them: the run date and the time budget."""
+"""A run's parameters as a caller writes them (the run date, the time budget), read once.
+
+The routes read them from the query string and the command line from its options; a bad one
+is an InvalidParameter, refused before anything runs.
+"""
 
 import re
 from datetime import date, datetime, timezone
