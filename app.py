@@ -1,15 +1,18 @@
 """The front door: the app factory, which reads the settings, opens the pool, adds the routes."""
 
 import os
+from collections.abc import Mapping
+from typing import Any, cast
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 import credits
 from credits import config, db
 from credits.web import auth, routes
 
 
-def create_app(test_config=None):
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Create the service: settings from the environment, then test overrides."""
     settings = config.Settings.from_mapping({**os.environ, **(test_config or {})})
     credits.configure_logging(settings.log_format)
@@ -17,7 +20,8 @@ def create_app(test_config=None):
     pool = db.open_pool(settings)  # never waits for the database: a 503 until it answers
 
     app = Flask(__name__)
-    app.json.sort_keys = False  # keep the documented order of the response fields
+    # Keep the documented order of the response fields.
+    cast(DefaultJSONProvider, app.json).sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = auth.MAX_BODY_BYTES  # a chunked body too, as it is read
     app.extensions["credits"] = {"settings": settings, "pool": pool, "secrets": secrets}
     app.register_blueprint(routes.blueprint)

@@ -5,7 +5,10 @@ import functools
 import json
 import os
 import sys
-from datetime import timezone
+from collections.abc import Callable
+from datetime import date, datetime, timezone
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 from dotenv import load_dotenv
@@ -13,6 +16,12 @@ from dotenv import load_dotenv
 import credits
 from credits import config, db, jobs, ledger, monitor, plans
 from credits.web import bodies, params
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar as ClickProgressBar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # The largest amount of credits the ledger stores (a PostgreSQL integer); more is a usage error.
 MAX_CREDITS = 2**31 - 1
@@ -23,24 +32,24 @@ MAX_RUNS_LISTED = 10_000
 class Context:
     """Settings and a pool opened on first use, closed when the command ends."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.settings = config.Settings.from_mapping(os.environ)
-        self._pool = None
+        self._pool: db.Pool | None = None
 
     @property
-    def pool(self):
+    def pool(self) -> db.Pool:
         if self._pool is None:
             self._pool = db.open_pool(self.settings)
         return self._pool
 
-    def close(self):
+    def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
 
 
 @click.group()
 @click.pass_context
-def cli(ctx):
+def cli(ctx: click.Context) -> None:
     """Credits: grant, expire and spend credit batches on PostgreSQL.
 
     Reads DATABASE_URL (and the other settings) from the environment or a .env file;
@@ -62,13 +71,13 @@ class BadInput(click.ClickException):
     exit_code = 2
 
 
-def _fail_on(*errors):
+def _fail_on(*errors: type[Exception]) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Turn the given domain errors into a clean `Error: ...`: exit status 1 for a refusal,
     2 for a bad argument (the library's InvalidArgument, a bad plans file)."""
 
-    def decorate(command):
+    def decorate(command: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(command)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
                 return command(*args, **kwargs)
             except (ledger.InvalidArgument, plans.PlanFileError) as exc:
@@ -89,7 +98,7 @@ def _fail_on(*errors):
 @cli.command("init-db")
 @click.pass_obj
 @_fail_on()
-def init_db(obj):
+def init_db(obj: Context) -> None:
     """Create or update the credits schema (safe to run again)."""
     # Applied even with CREDITS_APPLY_SCHEMA=false: this is how the schema's owner does it.
     obj.settings = dataclasses.replace(obj.settings, apply_schema=True)
@@ -100,7 +109,7 @@ def init_db(obj):
 @cli.command("db-url")
 @click.pass_obj
 @_fail_on()
-def db_url(obj):
+def db_url(obj: Context) -> None:
     """Print the database's connection string: DATABASE_URL, or the embedded PostgreSQL's."""
     url = db.database_url(obj.settings)
     # Plain text, not JSON, so that `psql "$(python -m credits db-url)"` works. The embedded
@@ -112,7 +121,7 @@ def db_url(obj):
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.pass_obj
 @_fail_on()
-def load_plans(obj, path):
+def load_plans(obj: Context, path: str) -> None:
     """Create or update plans, packs, services, the sign-up bonus and the balance cap from a
     TOML file (see plans.example.toml), all or nothing."""
     loaded = plans.load_plans(obj.pool, path)
@@ -138,7 +147,7 @@ def load_plans(obj, path):
     click.echo(f"Loaded {len(loaded.plans)} plan(s).")
 
 
-def _validity(days):
+def _validity(days: int | None) -> str:
     return f"{days} days" if days else "never expire"
 
 
@@ -147,7 +156,7 @@ def _validity(days):
 @click.option("--dry-run", is_flag=True, help="Count what would be granted; write nothing.")
 @click.pass_obj
 @_fail_on(params.InvalidParameter, jobs.JobAlreadyRunning)
-def grant(obj, run_date, dry_run):
+def grant(obj: Context, run_date: str | None, dry_run: bool) -> None:
     """Grant the month's credits to every subscription due by the run date.
 
     Runs to the end of the day's pass (no time budget), with a progress bar on stderr.
@@ -166,7 +175,7 @@ def grant(obj, run_date, dry_run):
 @cli.command()
 @click.pass_obj
 @_fail_on(jobs.JobAlreadyRunning)
-def expire(obj):
+def expire(obj: Context) -> None:
     """Expire every batch past its date and write its remaining credits off.
 
     Runs to the end of the pass (no time budget), with a progress bar on stderr.
@@ -179,28 +188,33 @@ def expire(obj):
 class ProgressBar:
     """click's progress bar on stderr, one for each pass a job run works through."""
 
-    def __init__(self, label):
+    def __init__(self, label: str) -> None:
         self.label = label
-        self.bar = None
-        self.run_date = None
+        self.bar: ClickProgressBar[int] | None = None
+        self.run_date: date | None = None
         self.shown = 0
 
-    def __enter__(self):
+    def __enter__(self) -> "ProgressBar":
         return self
 
-    def __call__(self, run_date, done, total):
+    def __call__(self, run_date: date, done: int, total: int | None) -> None:
         if self.bar is None or run_date != self.run_date:
             self.__exit__()
             self.run_date, self.shown = run_date, 0
             self.bar = click.progressbar(
-                length=max(total, 1),
+                length=max(total or 0, 1),
                 label=f"{self.label} {run_date}",
                 file=sys.stderr,
             )
         self.bar.update(done - self.shown)
         self.shown = done
 
-    def __exit__(self, *exc_info):
+    def __exit__(
+        self,
+        kind: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
         if self.bar is not None:
             self.bar.render_finish()
             self.bar = None
@@ -217,7 +231,7 @@ class ProgressBar:
 )
 @click.pass_obj
 @_fail_on(ledger.ConsumeError)
-def consume(obj, user_id, amount, reference_id):
+def consume(obj: Context, user_id: str, amount: int, reference_id: str) -> None:
     """Spend AMOUNT credits of USER_ID, soonest-expiring batch first."""
     spent = ledger.consume(obj.pool, user_id, amount, reference_id)
     note = " (already spent earlier with this reference)" if spent.replayed else ""
@@ -228,11 +242,11 @@ def consume(obj, user_id, amount, reference_id):
 _ISO_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
 
 
-def _reference_option(help_text):
+def _reference_option(help_text: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return click.option("--reference", "reference_id", required=True, help=help_text)
 
 
-def _print_json(answer):
+def _print_json(answer: Any) -> None:
     """The answer as one JSON document on stdout (log lines go to stderr)."""
     click.echo(json.dumps(answer, default=lambda value: value.isoformat()))
 
@@ -248,7 +262,15 @@ def _print_json(answer):
 @click.option("--expires-at", metavar="ISO", type=click.DateTime(_ISO_FORMATS), help="Or then.")
 @click.pass_obj
 @_fail_on(ledger.Refused)
-def add(obj, user_id, amount, source, reference_id, validity_days, expires_at):
+def add(
+    obj: Context,
+    user_id: str,
+    amount: int,
+    source: str,
+    reference_id: str,
+    validity_days: int | None,
+    expires_at: datetime | None,
+) -> None:
     """Grant USER_ID a one-off batch of AMOUNT credits (never expiring unless told)."""
     _print_json(
         ledger.grant(
@@ -269,7 +291,7 @@ def add(obj, user_id, amount, source, reference_id, validity_days, expires_at):
 @_reference_option("The purchase's reference: the pack is granted once per purchase.")
 @click.pass_obj
 @_fail_on(ledger.Refused)
-def buy(obj, user_id, package_id, reference_id):
+def buy(obj: Context, user_id: str, package_id: str, reference_id: str) -> None:
     """Grant USER_ID the credit pack PACKAGE bought under a purchase reference."""
     _print_json(ledger.buy(obj.pool, user_id, package_id, reference_id))
 
@@ -278,7 +300,7 @@ def buy(obj, user_id, package_id, reference_id):
 @click.argument("user_id")
 @click.pass_obj
 @_fail_on(ledger.Refused)
-def bonus(obj, user_id):
+def bonus(obj: Context, user_id: str) -> None:
     """Grant USER_ID the sign-up bonus ([registration]), once whatever is replayed."""
     _print_json(ledger.registration_bonus(obj.pool, user_id))
 
@@ -292,7 +314,15 @@ def bonus(obj, user_id):
 @click.option("--metadata", metavar="JSON", help="A JSON object kept with the spend.")
 @click.pass_obj
 @_fail_on(ledger.Refused)
-def spend(obj, user_id, amount, service, quantity, reference_id, metadata):
+def spend(
+    obj: Context,
+    user_id: str,
+    amount: int | None,
+    service: str | None,
+    quantity: int,
+    reference_id: str,
+    metadata: str | None,
+) -> None:
     """Spend AMOUNT credits of USER_ID, or --service NAME's cost, soonest-expiring first."""
     if (amount is None) == (service is None):
         raise BadInput("give AMOUNT or --service, not both")
@@ -313,7 +343,7 @@ def spend(obj, user_id, amount, service, quantity, reference_id, metadata):
 @_reference_option("The reference of the spend to reverse.")
 @click.pass_obj
 @_fail_on(ledger.Refused)
-def reverse(obj, user_id, reference_id):
+def reverse(obj: Context, user_id: str, reference_id: str) -> None:
     """Give USER_ID's spend back to the batches it came from (once)."""
     _print_json(ledger.reverse(obj.pool, user_id, reference_id))
 
@@ -322,7 +352,7 @@ def reverse(obj, user_id, reference_id):
 @click.argument("reference_id", metavar="REF")
 @click.pass_obj
 @_fail_on(ledger.Refused)
-def void(obj, reference_id):
+def void(obj: Context, reference_id: str) -> None:
     """Take back what remains of the one-off grant (or pack) granted under REF."""
     _print_json(ledger.void(obj.pool, reference_id))
 
@@ -331,7 +361,7 @@ def void(obj, reference_id):
 @click.argument("user_id")
 @click.pass_obj
 @_fail_on(ledger.Refused)
-def account(obj, user_id):
+def account(obj: Context, user_id: str) -> None:
     """USER_ID's balance, spendable credits, next expiry and next subscription grant."""
     _print_json(ledger.account(obj.pool, user_id, obj.settings.eligible_statuses))
 
@@ -342,12 +372,12 @@ def account(obj, user_id):
 @click.option("--before", type=int, metavar="CURSOR", help="next_cursor of the page before.")
 @click.pass_obj
 @_fail_on(ledger.Refused)
-def statement(obj, user_id, limit, before):
+def statement(obj: Context, user_id: str, limit: int, before: int | None) -> None:
     """USER_ID's ledger entries, newest first, one page at a time."""
     _print_json(ledger.statement(obj.pool, user_id, limit=limit, before=before))
 
 
-def _json_object(text):
+def _json_object(text: str | None) -> Any:
     """--metadata as a value, or a one-line error."""
     if text is None:
         return None
@@ -357,7 +387,7 @@ def _json_object(text):
         raise BadInput(f"--metadata is not JSON: {exc}") from None
 
 
-def _utc(moment):
+def _utc(moment: datetime | None) -> datetime | None:
     """A time given without an offset is UTC."""
     if moment is None or moment.tzinfo is not None:
         return moment
@@ -368,7 +398,7 @@ def _utc(moment):
 @click.argument("user_id")
 @click.pass_obj
 @_fail_on()
-def balance(obj, user_id):
+def balance(obj: Context, user_id: str) -> None:
     """Show USER_ID's balance and active batches, in spending order."""
     total, batches = ledger.balance(obj.pool, user_id)
     click.echo(f"{user_id}: {total} credits")
@@ -385,7 +415,7 @@ def balance(obj, user_id):
 @cli.command()
 @click.pass_obj
 @_fail_on()
-def verify(obj):
+def verify(obj: Context) -> None:
     """Check balance = ledger total = active remaining for every user, and each ledger entry's
     balance_after; exit 1 if not."""
     rows, count = ledger.find_invariant_violations(obj.pool)
@@ -415,7 +445,7 @@ def verify(obj):
 @click.option("--job", type=click.Choice(monitor.JOBS), help="Only this job's runs.")
 @click.pass_obj
 @_fail_on()
-def runs(obj, limit, job):
+def runs(obj: Context, limit: int, job: str | None) -> None:
     """Show the most recent runs of the jobs, newest first, as a table."""
     rows = monitor.recent_runs(obj.pool, limit=limit, job=job)
     if not rows:
@@ -441,11 +471,12 @@ def runs(obj, limit, job):
         click.echo("  ".join([*cells, line[-1]]).rstrip())
 
 
-def _outcome(row):
+def _outcome(row: monitor.Body) -> str:
     """A run's results as name=value pairs, or its error when it has one."""
     if row["error"]:
         return f"error: {row['error']}"
     if not row["results"]:
         return "-"
     results = monitor.ordered_results(row["job"], row["results"])
+    assert results is not None  # the run has results
     return " ".join(f"{name}={value}" for name, value in results.items())

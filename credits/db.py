@@ -30,6 +30,7 @@ ABORTED = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 # A connection of the pool: autocommit, rows read as dicts.
 Connection = psycopg.Connection[DictRow]
 T = TypeVar("T")
+R = TypeVar("R")  # a row, as a cursor's row factory makes it
 
 queries = {path.stem: path.read_text(encoding="utf-8") for path in SQL_DIR.glob("*.sql")}
 
@@ -181,6 +182,13 @@ def _is_unreachable(exc: PoolTimeout | psycopg.OperationalError) -> bool:
     # No SQLSTATE: the client lost the connection. Class 08: connection exceptions.
     # 57P01-57P03: the server was shut down, crashed or is starting.
     return not sqlstate or sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"}
+
+
+def one(cursor: psycopg.Cursor[R]) -> R:
+    """The row of a statement that always answers one (a count, a function's answer)."""
+    row = cursor.fetchone()
+    assert row is not None, "the statement answered no row"
+    return row
 
 
 def retry_aborted(transaction: Callable[[], T], what: str) -> T:

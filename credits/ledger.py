@@ -3,12 +3,21 @@ the account and the statement. Each is one call of its SQL function (sql/schema.
 reference in docs/API.md), so Python, the command line and any app share one implementation.
 """
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Literal
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from credits.db import connection, queries, retry_aborted
+from credits.db import Connection, Pool, connection, one, queries, retry_aborted
+
+# A function's JSON answer (a jsonb object); a row as the pool reads it; a cursor of such rows.
+Answer = dict[str, Any]
+Row = dict[str, Any]
+Cursor = psycopg.Cursor[Row]
 
 
 class CreditsError(ValueError):
@@ -82,23 +91,25 @@ class Consumption:
     replayed: bool
 
 
-def consume(pool, user_id, amount, reference_id, at=None):
+def consume(
+    pool: Pool, user_id: str, amount: int, reference_id: str, at: datetime | None = None
+) -> Consumption:
     """Spend amount credits of user_id, soonest-expiring batch first, once per reference_id."""
     spent = spend(pool, user_id, reference_id, amount=amount, at=at)
     return Consumption(user_id, amount, reference_id, spent["balance"], spent["replayed"])
 
 
 def grant(
-    pool,
-    user_id,
-    amount,
-    source,
-    reference_id,
-    validity_days=None,
-    expires_at=None,
-    metadata=None,
-    at=None,
-):
+    pool: Pool,
+    user_id: str,
+    amount: int,
+    source: str,
+    reference_id: str,
+    validity_days: int | None = None,
+    expires_at: datetime | None = None,
+    metadata: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> Answer:
     """Grant a one-off batch of amount credits, once per reference_id."""
     _whole(amount, "amount")
     _whole(validity_days, "validity_days", optional=True)
@@ -121,7 +132,9 @@ def grant(
     )
 
 
-def buy(pool, user_id, package_id, reference_id, at=None):
+def buy(
+    pool: Pool, user_id: str, package_id: str, reference_id: str, at: datetime | None = None
+) -> Answer:
     """Grant a credit pack (credits and bonus) for a purchase, once per purchase reference."""
     params = {"user_id": user_id, "package_id": package_id, "reference_id": reference_id}
     return _answer(
@@ -131,7 +144,7 @@ def buy(pool, user_id, package_id, reference_id, at=None):
     )
 
 
-def can_buy(pool, user_id, package_id):
+def can_buy(pool: Pool, user_id: str, package_id: str) -> Answer:
     """Whether buying the pack now would stay within the balance cap (asked before payment)."""
     return _answer(
         pool,
@@ -142,7 +155,7 @@ def can_buy(pool, user_id, package_id):
     )
 
 
-def registration_bonus(pool, user_id, at=None):
+def registration_bonus(pool: Pool, user_id: str, at: datetime | None = None) -> Answer:
     """Grant the sign-up bonus, once per user whatever is replayed."""
     return _answer(
         pool,
@@ -154,8 +167,15 @@ def registration_bonus(pool, user_id, at=None):
 
 
 def spend(
-    pool, user_id, reference_id, amount=None, service=None, quantity=1, metadata=None, at=None
-):
+    pool: Pool,
+    user_id: str,
+    reference_id: str,
+    amount: int | None = None,
+    service: str | None = None,
+    quantity: int | None = 1,
+    metadata: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> Answer:
     """Spend amount credits, or a service's cost times quantity, once per reference_id."""
     if (amount is None) == (service is None):
         raise InvalidArgument("give an amount or a service, not both")
@@ -176,7 +196,7 @@ def spend(
     return _answer(pool, lambda conn: conn.execute(queries["call_spend"], params), "call_spend")
 
 
-def reverse(pool, user_id, reference_id, at=None):
+def reverse(pool: Pool, user_id: str, reference_id: str, at: datetime | None = None) -> Answer:
     """Give a spend's credits back to the batches they came from (see docs/API.md for lapses)."""
     params = {"user_id": user_id, "reference_id": reference_id, "at": at}
     return _answer(
@@ -184,7 +204,7 @@ def reverse(pool, user_id, reference_id, at=None):
     )
 
 
-def void(pool, reference_id, at=None):
+def void(pool: Pool, reference_id: str, at: datetime | None = None) -> Answer:
     """Take back what remains of a one-off grant; what was spent is reported, not clawed back."""
     return _answer(
         pool,
@@ -195,13 +215,20 @@ def void(pool, reference_id, at=None):
     )
 
 
-def account(pool, user_id, eligible_statuses=("active",), at=None):
+def account(
+    pool: Pool,
+    user_id: str,
+    eligible_statuses: Iterable[str] = ("active",),
+    at: datetime | None = None,
+) -> Answer:
     """The user's balance, spendable credits, next batch to expire and next subscription grant."""
     params = {"user_id": user_id, "eligible_statuses": list(eligible_statuses), "at": at}
     return _answer(pool, lambda conn: conn.execute(queries["call_account"], params), "call_account")
 
 
-def statement(pool, user_id, limit=50, before=None):
+def statement(
+    pool: Pool, user_id: str, limit: int = 50, before: int | None = None
+) -> dict[str, Any]:
     """One page of the user's ledger entries, newest first, and the cursor of the next page."""
     _whole(limit, "limit")
     _whole(before, "before", optional=True)
@@ -212,7 +239,7 @@ def statement(pool, user_id, limit=50, before=None):
     return {"entries": entries, "next_cursor": entries[-1]["entry_id"] if more else None}
 
 
-def balance(pool, user_id):
+def balance(pool: Pool, user_id: str) -> tuple[int, list[Row]]:
     """The user's balance and active batches, in the order they would be spent."""
     with connection(pool) as conn:
         row = conn.execute(queries["get_balance"], {"user_id": user_id}).fetchone()
@@ -220,19 +247,20 @@ def balance(pool, user_id):
     return (row["balance"] if row else 0), batches
 
 
-def find_invariant_violations(pool, limit=100):
+def find_invariant_violations(pool: Pool, limit: int = 100) -> tuple[list[Row], int]:
     """Users whose balance, ledger total and active remaining disagree: (first rows, count)."""
     with connection(pool) as conn:
         rows = conn.execute(queries["find_invariant_violations"], {"limit": limit}).fetchall()
     return rows, (rows[0]["violations"] if rows else 0)
 
 
-def _answer(pool, call, what):
+def _answer(pool: Pool, call: Callable[[Connection], Cursor], what: str) -> Answer:
     """Run call(conn) in its own transaction (again if the server aborted it); its JSON answer."""
 
-    def once():
+    def once() -> Answer:
         with _refusals(), connection(pool) as conn, conn.transaction():
-            return call(conn).fetchone()["answer"]
+            answer: Answer = one(call(conn))["answer"]
+            return answer
 
     return retry_aborted(once, what)
 
@@ -240,10 +268,15 @@ def _answer(pool, call, what):
 class _refusals:
     """Turn the functions' documented SQLSTATEs into this module's errors."""
 
-    def __enter__(self):
+    def __enter__(self) -> "_refusals":
         return self
 
-    def __exit__(self, kind, exc, traceback):
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> Literal[False]:
         if not isinstance(exc, psycopg.Error):
             return False
         state = exc.sqlstate or ""
@@ -256,7 +289,7 @@ class _refusals:
         return False
 
 
-def _whole(value, name, optional=False):
+def _whole(value: object, name: str, optional: bool = False) -> None:
     """Refuse what is not a whole number before it is rounded on the way to the database."""
     if optional and value is None:
         return
@@ -264,6 +297,6 @@ def _whole(value, name, optional=False):
         raise InvalidArgument(f"{name} must be a whole number above 0, got {value!r}")
 
 
-def _json(metadata):
+def _json(metadata: dict[str, Any] | None) -> Jsonb | None:
     """Metadata as a JSON parameter (the function checks that it is an object)."""
     return None if metadata is None else Jsonb(metadata)

@@ -4,8 +4,13 @@ balance cap, loaded by operators from a TOML file into the credits schema, all o
 import tomllib
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeGuard
 
-from credits.db import connection, queries
+from credits.db import Pool, connection, queries
+
+# A row to write (a plan, a pack, a service, the bonus, the limits) by column name.
+Row = dict[str, Any]
 
 # A grant's expiry must stay a date PostgreSQL can compute: 100 years is the most allowed
 # (the schema's checks say the same for packs and the sign-up bonus).
@@ -22,14 +27,14 @@ class PlanFileError(ValueError):
 class Catalog:
     """What a plans file says; a section left out of the file (None) is kept as it is."""
 
-    plans: list
-    packages: list
-    services: list
-    registration: dict | None
-    limits: dict | None
+    plans: list[Row]
+    packages: list[Row]
+    services: list[Row]
+    registration: Row | None
+    limits: Row | None
 
 
-def read_plans(path):
+def read_plans(path: str | Path) -> Catalog:
     """Read and check every section of a plans file."""
     try:
         with open(path, "rb") as f:
@@ -60,7 +65,7 @@ def read_plans(path):
     )
 
 
-def load_plans(pool, path):
+def load_plans(pool: Pool, path: str | Path) -> Catalog:
     """Write every section of the file, all or none; plans, packs and services not in it stay."""
     catalog = read_plans(path)
     with connection(pool) as conn, conn.transaction():
@@ -75,7 +80,7 @@ def load_plans(pool, path):
     return catalog
 
 
-def _tables(document, section):
+def _tables(document: dict[str, Any], section: str) -> list[tuple[str, Any]]:
     """(id, fields) of each [section.<id>] table, each id checked."""
     tables = document.get(section, {})
     if not isinstance(tables, dict):
@@ -83,7 +88,7 @@ def _tables(document, section):
     return [(_checked_id(section, key), fields) for key, fields in tables.items()]
 
 
-def _checked_id(section, key):
+def _checked_id(section: str, key: str) -> str:
     """An id the database can store and an operator can read: no control characters."""
     if not key.strip() or len(key) > MAX_ID_LENGTH:
         raise PlanFileError(f"{section}: ids must be 1 to {MAX_ID_LENGTH} characters, got {key!r}")
@@ -92,13 +97,13 @@ def _checked_id(section, key):
     return key
 
 
-def _plan(plan_id, fields):
+def _plan(plan_id: str, fields: Any) -> Row:
     """One plan's row, or a PlanFileError that names the plan and the field."""
     values = _fields(f"plan {plan_id!r}", fields, ("monthly_credits",), ("validity_days",))
     return {"plan_id": plan_id, **values}
 
 
-def _package(package_id, fields):
+def _package(package_id: str, fields: Any) -> Row:
     """One credit pack's row: credits, bonus (default 0) and validity_days (default: never)."""
     values = _fields(f"package {package_id!r}", fields, ("credits",), ("bonus", "validity_days"))
     if values["credits"] + (values["bonus"] or 0) >= 2**31:
@@ -106,7 +111,7 @@ def _package(package_id, fields):
     return {"package_id": package_id, **values, "bonus": values["bonus"] or 0}
 
 
-def _services(table):
+def _services(table: Any) -> list[Row]:
     """[services]: name = cost in credits per use."""
     if not isinstance(table, dict):
         raise PlanFileError("[services] must be a table of name = cost")
@@ -121,17 +126,17 @@ def _services(table):
     return rows
 
 
-def _registration(fields):
+def _registration(fields: Any) -> Row:
     """[registration]: the sign-up bonus's credits and validity_days."""
     return _fields("[registration]", fields, ("credits",), ("validity_days",))
 
 
-def _limits(fields):
+def _limits(fields: Any) -> Row:
     """[limits]: max_balance, the cap a pack may not take a balance above (absent: no cap)."""
     return _fields("[limits]", fields, (), ("max_balance",))
 
 
-def _fields(what, fields, required, optional):
+def _fields(what: str, fields: Any, required: tuple[str, ...], optional: tuple[str, ...]) -> Row:
     """Each field a whole number in range; a PlanFileError names the table and the field."""
     if not isinstance(fields, dict):
         raise PlanFileError(f"{what} must be a table of fields")
@@ -141,7 +146,7 @@ def _fields(what, fields, required, optional):
     for name in required:
         if name not in fields:
             raise PlanFileError(f"{what}: {name} is required")
-    values = {}
+    values: Row = {}
     for name in (*required, *optional):
         value = fields.get(name)
         if name in fields and not _in_range(name, value):
@@ -150,7 +155,7 @@ def _fields(what, fields, required, optional):
     return values
 
 
-def _in_range(name, value):
+def _in_range(name: str, value: object) -> bool:
     """bonus may be 0; validity_days at most MAX_VALIDITY_DAYS; the rest above 0."""
     if name == "bonus":
         return value == 0 and type(value) is int or _positive_int(value)
@@ -159,7 +164,7 @@ def _in_range(name, value):
     return _positive_int(value)
 
 
-def _range(name):
+def _range(name: str) -> str:
     if name == "bonus":
         return "a whole number from 0"
     if name == "validity_days":
@@ -167,6 +172,6 @@ def _range(name):
     return "a whole number above 0"
 
 
-def _positive_int(value):
+def _positive_int(value: object) -> TypeGuard[int]:
     # int4 columns: a larger number would fail in the database instead of here.
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31

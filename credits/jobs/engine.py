@@ -10,19 +10,28 @@ mid-chunk loses only that chunk.
 import logging
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
 from credits.config import Settings
-from credits.db import DatabaseUnavailable, connection, queries, retry_aborted
-from credits.jobs.job import Chunk, Job, JobRun, RunOptions
+from credits.db import (
+    Connection,
+    DatabaseUnavailable,
+    Pool,
+    connection,
+    one,
+    queries,
+    retry_aborted,
+)
+from credits.jobs.job import Chunk, Counts, Job, JobRun, Progress, RunOptions
 
 logger = logging.getLogger("credits")
 
@@ -40,7 +49,7 @@ class Stripe:
     catch_up_from: date | None  # grant's: the pass's first due day before its month, if any
     after_key: str | None  # the last key done; None: none yet
     upper_key: str | None  # the stripe's last key; None: to the end
-    totals: dict
+    totals: Counts
     complete: bool
 
 
@@ -55,28 +64,28 @@ class NextChunk:
 class Budget:
     """A run's time budget: no chunk is started that would likely end past it."""
 
-    def __init__(self, seconds):
+    def __init__(self, seconds: float | None) -> None:
         self.started = time.monotonic()
         self.seconds = seconds
-        self.last_chunk = None  # seconds; None until the run's first chunk is done
+        self.last_chunk: float | None = None  # seconds; None until the run's first chunk is done
 
-    def spent(self):
+    def spent(self) -> bool:
         """True when the next chunk would likely end past the budget."""
         # A run always does one chunk, so that even the smallest budget makes progress.
         if self.seconds is None or self.last_chunk is None:
             return False
         return time.monotonic() - self.started + self.last_chunk > self.seconds
 
-    def chunk_took(self, seconds):
+    def chunk_took(self, seconds: float) -> None:
         """Remember how long the last chunk took, the estimate for the next one."""
         self.last_chunk = seconds
 
-    def elapsed_ms(self):
+    def elapsed_ms(self) -> int:
         """Milliseconds since the run started."""
         return _elapsed_ms(self.started)
 
     @contextmanager
-    def transaction(self, conn):
+    def transaction(self, conn: Connection) -> Iterator[None]:
         """A transaction none of whose statements waits for a lock past the budget's end."""
         with conn.transaction():
             if self.seconds is not None:
@@ -91,29 +100,32 @@ class Budget:
 class Tally:
     """What a run's stripes have done, added up as they go; and whether one of them failed."""
 
-    def __init__(self, job, progress):
+    def __init__(self, job: Job, progress: Progress | None) -> None:
         self.counts = job.counts
         self.results = job.zero()
         self.progress = progress
         self.failed = threading.Event()  # the other stripes start no new chunk
-        self.run_date = None  # the pass being worked
+        self.run_date: date | None = None  # the pass being worked
         self.done = 0  # keys done in that pass
-        self.keys = None  # keys the pass has left to do; None when nobody asked for progress
+        self.keys: int | None = (
+            None  # keys the pass has left to do; None when nobody asked for progress
+        )
         self._lock = threading.Lock()
 
-    def start_pass(self, run_date, keys):
+    def start_pass(self, run_date: date, keys: int | None) -> None:
         """Count a new pass's keys from 0."""
         self.run_date, self.done, self.keys = run_date, 0, keys
         if self.progress:
             self.progress(run_date, 0, keys)
 
-    def add(self, counts, keys):
+    def add(self, counts: Counts, keys: int) -> None:
         """Add a chunk's counts and its number of keys."""
         with self._lock:
             for name in self.counts:
                 self.results[name] += counts[name]
             self.done += keys
             if self.progress:
+                assert self.run_date is not None  # start_pass came first
                 self.progress(self.run_date, self.done, self.keys)
 
 
@@ -121,7 +133,7 @@ class Tally:
 class Run:
     """One run of a job: what it was asked and what stays fixed while it works its passes."""
 
-    pool: ConnectionPool
+    pool: Pool
     settings: Settings
     job: Job
     run_date: date
@@ -130,11 +142,11 @@ class Run:
     clock: Budget = field(init=False)
     tally: Tally = field(init=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.clock = Budget(self.options.budget)
         self.tally = Tally(self.job, self.options.progress)
 
-    def work(self):
+    def work(self) -> JobRun:
         """Work through the job's unfinished earlier passes, then run_date's, under its lock."""
         try:
             with connection(self.pool) as conn:
@@ -151,7 +163,7 @@ class Run:
             totals=totals,
         )
 
-    def _work_on(self, conn):
+    def _work_on(self, conn: Connection) -> tuple[bool, Counts | None]:
         """(complete, totals) of the run on conn; a failure is marked in job_runs on conn too."""
         job_id = self.job.job_id
         where = {"job": self.job.name, "run_date": self.run_date}
@@ -173,7 +185,7 @@ class Run:
             raise
         return complete, totals
 
-    def _work_passes(self, conn, where):
+    def _work_passes(self, conn: Connection, where: dict[str, Any]) -> tuple[bool, Counts | None]:
         """(complete, run_date's totals): unfinished earlier passes first, then run_date's."""
         earlier = conn.execute(queries["unfinished_job_passes"], where).fetchall()
         for row in earlier:
@@ -185,7 +197,7 @@ class Run:
         totals = {name: sum(s.totals[name] for s in stripes) for name in self.job.counts}
         return _complete(stripes), totals
 
-    def _record_failure(self, conn, exc):
+    def _record_failure(self, conn: Connection, exc: Exception) -> None:
         """Mark the run failed; when the database is gone the row cannot be written, only logged."""
         try:
             with conn.transaction():
@@ -200,7 +212,7 @@ class Run:
         except psycopg.Error as err:
             logger.error("Could not record the failure of run %s: %s", self.job.job_id, err)
 
-    def _log_failure(self, exc):
+    def _log_failure(self, exc: Exception) -> None:
         """Log the run's failure with what it had done."""
         elapsed = self.clock.elapsed_ms()
         self.job.log.error(
@@ -219,12 +231,12 @@ class Run:
 class Pass:
     """One pass of a run: the job's keys for one date, in stripes worked side by side."""
 
-    def __init__(self, run, run_date):
+    def __init__(self, run: Run, run_date: date) -> None:
         self.run = run
         self.run_date = run_date
         self.where = {"job": run.job.name, "run_date": run_date}
 
-    def work(self, conn):
+    def work(self, conn: Connection) -> list[Stripe]:
         """Work the pass's unfinished stripes side by side; answers where its stripes now stand."""
         unfinished = [stripe for stripe in self._stripes(conn) if not stripe.complete]
         self.run.tally.start_pass(self.run_date, self._keys_left(conn, unfinished))
@@ -237,22 +249,23 @@ class Pass:
         with self.run.clock.transaction(conn):
             return self._find(conn)
 
-    def _find(self, conn):
+    def _find(self, conn: Connection) -> list[Stripe]:
         """The pass's stripes as job_progress holds them now."""
         cursor = conn.cursor(row_factory=class_row(Stripe))
         return cursor.execute(queries["find_job_pass"], self.where).fetchall()
 
-    def _keys_left(self, conn, stripes):
+    def _keys_left(self, conn: Connection, stripes: list[Stripe]) -> int | None:
         """How many keys the stripes have left, when someone is told of progress."""
         if not self.run.tally.progress:
             return None
         with self.run.clock.transaction(conn):
-            return sum(
-                conn.execute(queries[self.run.job.count_keys], asdict(stripe)).fetchone()["keys"]
+            keys: int = sum(
+                one(conn.execute(queries[self.run.job.count_keys], asdict(stripe)))["keys"]
                 for stripe in stripes
             )
+        return keys
 
-    def _stripes(self, conn):
+    def _stripes(self, conn: Connection) -> list[Stripe]:
         """The pass's stripes: the unfinished pass's, or a new pass split into even key ranges."""
         job, settings = self.run.job, self.run.settings
         with self.run.clock.transaction(conn):
@@ -261,13 +274,11 @@ class Pass:
                 return stripes
             catch_up_from = job.catch_up_from(conn, self.run_date)
             everything = {"after_key": None, "upper_key": None}
-            keys = conn.execute(queries[job.count_keys], everything).fetchone()["keys"]
+            keys = one(conn.execute(queries[job.count_keys], everything))["keys"]
             # No stripe smaller than a chunk: a small pass is one stripe.
             parts = max(1, min(settings.parallel_chunks, keys // settings.chunk_size))
             bounds = [
-                conn.execute(queries[job.key_at], {"position": keys * k // parts - 1}).fetchone()[
-                    "key"
-                ]
+                one(conn.execute(queries[job.key_at], {"position": keys * k // parts - 1}))["key"]
                 for k in range(1, parts)
             ]
             conn.execute(queries["clear_job_pass"], self.where)
@@ -288,14 +299,14 @@ class Pass:
 class StripeWork:
     """One stripe of a pass, worked chunk by chunk on a connection of its own."""
 
-    def __init__(self, pass_, stripe):
+    def __init__(self, pass_: Pass, stripe: Stripe) -> None:
         self.pass_ = pass_
         self.run = pass_.run
         self.stripe = stripe
         self.after_key = stripe.after_key  # where the stripe stands, as committed
         self.totals = stripe.totals
 
-    def work(self):
+    def work(self) -> None:
         """Do the stripe's chunks until it is done, time is up or another stripe failed."""
         tally, clock = self.run.tally, self.run.clock
         try:
@@ -325,21 +336,24 @@ class StripeWork:
             tally.failed.set()
             raise
 
-    def _work_chunk(self, conn):
+    def _work_chunk(self, conn: Connection) -> tuple[Counts, NextChunk]:
         """One chunk and the stripe's move past it, in one transaction: (counts, next chunk)."""
         job, chunk_size = self.run.job, self.run.settings.chunk_size
         with self.run.clock.transaction(conn):
             cursor = conn.cursor(row_factory=class_row(NextChunk))
-            chunk = cursor.execute(
-                queries[job.next_chunk],
-                {
-                    "after_key": self.after_key,
-                    "upper_key": self.stripe.upper_key,
-                    "chunk_size": chunk_size,
-                },
-            ).fetchone()
+            chunk = one(
+                cursor.execute(
+                    queries[job.next_chunk],
+                    {
+                        "after_key": self.after_key,
+                        "upper_key": self.stripe.upper_key,
+                        "chunk_size": chunk_size,
+                    },
+                )
+            )
             counts = job.zero()
             if chunk.keys:
+                assert chunk.last_key is not None  # a chunk with keys ends at one
                 counts = job.work_chunk(
                     conn,
                     Chunk(
@@ -365,16 +379,16 @@ class StripeWork:
         return counts, chunk
 
 
-def _complete(stripes):
+def _complete(stripes: Sequence[Stripe]) -> bool:
     """Whether every stripe of a pass is done."""
     return all(stripe.complete for stripe in stripes)
 
 
 @contextmanager
-def _job_lock(conn, job, clock):
+def _job_lock(conn: Connection, job: Job, clock: Budget) -> Iterator[None]:
     """Hold the job's lock for the run; any other run still marked running is abandoned."""
     with clock.transaction(conn):
-        if not conn.execute(queries["lock_job"], {"job": job.name}).fetchone()["locked"]:
+        if not one(conn.execute(queries["lock_job"], {"job": job.name}))["locked"]:
             raise JobAlreadyRunning(f"a {job.name} run is already in progress")
         conn.execute(queries["abandon_job_runs"], {"job": job.name, "job_id": job.job_id})
     try:
@@ -387,7 +401,7 @@ def _job_lock(conn, job, clock):
             conn.close()  # never hand a connection that may hold the lock back to the pool
 
 
-def _reason(exc):
+def _reason(exc: BaseException) -> str:
     """A one-line reason for a failed run, fit for job_runs and the log."""
     if isinstance(exc, DatabaseUnavailable):
         return "database unavailable"
@@ -395,6 +409,6 @@ def _reason(exc):
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
-def _elapsed_ms(started):
+def _elapsed_ms(started: float) -> int:
     """Milliseconds since a time.monotonic() reading."""
     return round((time.monotonic() - started) * 1000)

@@ -3,10 +3,12 @@
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from typing import Any
 
-from credits.db import queries
+from credits.config import Settings
+from credits.db import Connection, Pool, one, queries
 from credits.jobs.engine import Run
-from credits.jobs.job import Job, RunOptions
+from credits.jobs.job import Chunk, Counts, Job, JobRun, RunOptions
 
 
 class Expire(Job):
@@ -20,13 +22,15 @@ class Expire(Job):
     count_keys = "count_pass_users"
     key_at = "user_at"
 
-    def work_chunk(self, conn, chunk):
+    def work_chunk(self, conn: Connection, chunk: Chunk) -> Counts:
         """Lock the balances of the chunk's users with batches due, then expire those batches."""
         params = asdict(chunk)
-        users = conn.execute(queries["lock_expiring_balances"], params).fetchone()["users"]
-        row = conn.execute(
-            queries["expire_batches"], {**params, "users": users, "job_id": self.job_id}
-        ).fetchone()
+        users = one(conn.execute(queries["lock_expiring_balances"], params))["users"]
+        row = one(
+            conn.execute(
+                queries["expire_batches"], {**params, "users": users, "job_id": self.job_id}
+            )
+        )
         return {
             "processedBatches": row["processed_batches"],
             "processedUsers": row["processed_users"],
@@ -41,7 +45,7 @@ class ExpireOptions(RunOptions):
     at: datetime | None = None  # None: now
 
 
-def expire(pool, settings, **options):
+def expire(pool: Pool, settings: Settings, **options: Any) -> JobRun:
     """Expire every active batch whose expires_at has come by `at` (default: now).
 
     Options: job_id, at, budget and progress, the last two as in grant(). A pass belongs to

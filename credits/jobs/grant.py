@@ -2,10 +2,13 @@
 
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any
 
-from credits.db import connection, queries
+from credits.config import Settings
+from credits.db import Connection, Pool, connection, one, queries
 from credits.jobs.engine import Budget, Run
-from credits.jobs.job import Job, JobRun, RunOptions
+from credits.jobs.job import Chunk, Counts, Job, JobRun, RunOptions
 
 
 class Grant(Job):
@@ -19,24 +22,33 @@ class Grant(Job):
     count_keys = "count_pass_subscriptions"
     key_at = "subscription_at"
 
-    def __init__(self, job_id, settings):
+    def __init__(self, job_id: uuid.UUID, settings: Settings) -> None:
         super().__init__(job_id)
         self.eligible_statuses = list(settings.eligible_statuses)
         self.catch_up_days = settings.catch_up_days
 
-    def catch_up_from(self, conn, run_date):
+    def catch_up_from(self, conn: Connection, run_date: date) -> date | None:
         """The first due day before run_date's month that a new grant pass covers, or None."""
-        return conn.execute(
-            queries["find_catch_up_start"],
-            {"run_date": run_date, "catch_up_days": self.catch_up_days},
-        ).fetchone()["catch_up_from"]
+        catch_up_from: date | None = one(
+            conn.execute(
+                queries["find_catch_up_start"],
+                {"run_date": run_date, "catch_up_days": self.catch_up_days},
+            )
+        )["catch_up_from"]
+        return catch_up_from
 
-    def work_chunk(self, conn, chunk):
+    def work_chunk(self, conn: Connection, chunk: Chunk) -> Counts:
         """Grant the chunk's due subscriptions; those that cannot be granted are logged."""
-        row = conn.execute(
-            queries["grant_due_subscriptions"],
-            {**asdict(chunk), "eligible_statuses": self.eligible_statuses, "job_id": self.job_id},
-        ).fetchone()
+        row = one(
+            conn.execute(
+                queries["grant_due_subscriptions"],
+                {
+                    **asdict(chunk),
+                    "eligible_statuses": self.eligible_statuses,
+                    "job_id": self.job_id,
+                },
+            )
+        )
         for failure in row.pop("failures"):
             self.log.warning(
                 "%d subscription(s) cannot be granted: %s (e.g. subscription %r)",
@@ -46,13 +58,13 @@ class Grant(Job):
             )
         return row
 
-    def count_due(self, pool, run_date):
+    def count_due(self, pool: Pool, run_date: date) -> JobRun:
         """What a grant for run_date would do, written nowhere (the dry run)."""
         clock = Budget(None)
-        params = {"run_date": run_date, "eligible_statuses": self.eligible_statuses}
+        params: dict[str, Any] = {"run_date": run_date, "eligible_statuses": self.eligible_statuses}
         with connection(pool) as conn, conn.transaction():
             params["catch_up_from"] = self.catch_up_from(conn, run_date)
-            results = conn.execute(queries["count_due_subscriptions"], params).fetchone()
+            results = one(conn.execute(queries["count_due_subscriptions"], params))
         return JobRun(self.job_id, clock.elapsed_ms(), results, run_date, dry_run=True)
 
 
@@ -63,7 +75,7 @@ class GrantOptions(RunOptions):
     dry_run: bool = False
 
 
-def grant(pool, settings, run_date, **options):
+def grant(pool: Pool, settings: Settings, run_date: date, **options: Any) -> JobRun:
     """Grant every subscription due by run_date its credits, once per month.
 
     A pass covers run_date's month up to run_date and, across the month's end, every due day

@@ -6,15 +6,19 @@ chunk at a time; the engine (engine.py) does the rest.
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from credits.db import Connection
 
 logger = logging.getLogger("credits")
 
 # progress(run_date, keys done, keys in the pass or None): told of each chunk a run does.
 Progress = Callable[[date, int, int | None], None]
+# A run's counts by name (processed, successful, ...).
+Counts = dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -42,26 +46,26 @@ class Job:
     count_keys: ClassVar[str]  # the statement counting the keys a stripe has left
     key_at: ClassVar[str]  # the statement answering the key at a position, where stripes split
 
-    def __init__(self, job_id):
+    def __init__(self, job_id: uuid.UUID) -> None:
         self.job_id = job_id
         self.log = RunLog(self)
 
     @classmethod
-    def zero(cls):
+    def zero(cls) -> Counts:
         """Every count at 0."""
         return dict.fromkeys(cls.counts, 0)
 
-    def catch_up_from(self, conn, run_date):
+    def catch_up_from(self, conn: Connection, run_date: date) -> date | None:
         """The first due day before run_date's month that a new pass covers; None: none."""
         return None
 
-    def work_chunk(self, conn, chunk):
+    def work_chunk(self, conn: Connection, chunk: "Chunk") -> Counts:
         """Do the job for one chunk in the caller's transaction; answers its counts."""
         raise NotImplementedError
 
-    def log_end(self, run):
+    def log_end(self, run: "JobRun") -> None:
         """The run's last line: what it did, and whether its pass is done or goes on next call."""
-        fields = {
+        fields: dict[str, Any] = {
             "event": "completed" if run.complete else "stopped",
             "dry_run": run.dry_run,
             "duration_ms": run.duration_ms,
@@ -76,16 +80,18 @@ class Job:
         self.log.info(message, run.duration_ms, *counts, extra=fields)
 
 
-class RunLog(logging.LoggerAdapter):
+class RunLog(logging.LoggerAdapter[logging.Logger]):
     """A run's log: each line opens with the run's label and carries its job and id."""
 
-    def __init__(self, job):
+    def __init__(self, job: Job) -> None:
         super().__init__(logger, {"job": job.name, "job_id": str(job.job_id)})
         self.label = f"[Credits {job.title} Job {job.job_id}]"
 
-    def process(self, msg, kwargs):
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[str, MutableMapping[str, Any]]:
         """The line with the run's label in front, and the run's fields beside its own."""
-        kwargs["extra"] = {**self.extra, **kwargs.get("extra", {})}
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
         return f"{self.label} {msg}", kwargs
 
 
@@ -95,11 +101,11 @@ class JobRun:
 
     job_id: uuid.UUID
     duration_ms: int
-    results: dict
+    results: Counts
     run_date: date | None = None
     dry_run: bool = False
     complete: bool = True
-    totals: dict | None = None
+    totals: Counts | None = None
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,15 @@ and the accepted secrets, in app.extensions["credits"]. Every error is answered 
 import json
 import logging
 import uuid
+from typing import TypedDict
 
 from flask import Blueprint, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from credits import db, jobs, monitor
+from credits.config import Settings
 from credits.web import auth, bodies, params
 
 logger = logging.getLogger("credits")
@@ -21,29 +25,39 @@ JOB_ROUTES = "/api/jobs/"
 blueprint = Blueprint("credits", __name__)
 
 
-def _service():
+class Service(TypedDict):
+    """What the app factory keeps in app.extensions["credits"] for the routes."""
+
+    settings: Settings
+    pool: db.Pool
+    secrets: tuple[str, ...]
+
+
+def _service() -> Service:
     """The settings, the pool and the accepted secrets the app factory kept."""
-    return current_app.extensions["credits"]
+    service: Service = current_app.extensions["credits"]
+    return service
 
 
 @blueprint.before_app_request
-def admit():
+def admit() -> ResponseReturnValue | None:
     """Refuse a body too long, a HEAD on a job route, and a job call without the secret."""
     if (request.content_length or 0) > auth.MAX_BODY_BYTES:
         raise RequestEntityTooLarge()  # refused on its length, before a byte is read
     if request.path.startswith(JOB_ROUTES):
         if request.method == "HEAD" and request.url_rule is not None:
             # Flask answers HEAD on GET routes by running them: a HEAD must run no job.
-            allowed = request.url_rule.methods - {"HEAD", "OPTIONS"}
+            allowed = (request.url_rule.methods or set()) - {"HEAD", "OPTIONS"}
             raise MethodNotAllowed(valid_methods=sorted(allowed))
         service = _service()
         if not (auth.authorized(service["secrets"]) or auth.signed_by_qstash(service["settings"])):
             return jsonify(error="Unauthorized"), 401
     g.job_id = uuid.uuid4()
+    return None
 
 
 @blueprint.route("/api/jobs/credits/grant", methods=["GET", "POST"])
-def grant():
+def grant() -> ResponseReturnValue:
     """Run the grant for the asked date (default today), or count it with dryRun=true."""
     args = _job_args({"date", "dryRun", "budget"})
     service = _service()
@@ -60,7 +74,7 @@ def grant():
 
 
 @blueprint.route("/api/jobs/credits/expire", methods=["GET", "POST"])
-def expire():
+def expire() -> ResponseReturnValue:
     """Run the expire up to now."""
     args = _job_args({"budget"})
     service = _service()
@@ -70,7 +84,7 @@ def expire():
 
 
 @blueprint.route("/api/jobs/credits/status")
-def status():
+def status() -> ResponseReturnValue:
     """Whether both jobs succeeded lately; 503 when not."""
     _job_args(set())
     service = _service()
@@ -79,39 +93,39 @@ def status():
 
 
 @blueprint.route("/healthz")
-def healthz():
+def healthz() -> ResponseReturnValue:
     """Whether the service reaches its database; 503 when not."""
     body, healthy = monitor.health(_service()["pool"])
     return jsonify(body), 200 if healthy else 503
 
 
 @blueprint.app_errorhandler(params.InvalidParameter)
-def invalid_parameter(exc):
+def invalid_parameter(exc: params.InvalidParameter) -> ResponseReturnValue:
     """400: a parameter the route cannot take; nothing ran."""
     return jsonify(success=False, error=str(exc)), 400
 
 
 @blueprint.app_errorhandler(jobs.JobAlreadyRunning)
-def job_already_running(exc):
+def job_already_running(exc: jobs.JobAlreadyRunning) -> ResponseReturnValue:
     """409: the same job runs already."""
     return jsonify(success=False, jobId=str(g.job_id), error=str(exc)), 409
 
 
 @blueprint.app_errorhandler(db.DatabaseUnavailable)
-def database_unavailable(exc):
+def database_unavailable(exc: db.DatabaseUnavailable) -> ResponseReturnValue:
     """503: the database does not answer."""
     return jsonify(success=False, jobId=str(g.job_id), error="database unavailable"), 503
 
 
 @blueprint.app_errorhandler(db.SchemaMissing)
-def schema_missing(exc):
+def schema_missing(exc: db.SchemaMissing) -> ResponseReturnValue:
     """503, as an outage: it ends when the schema's owner applies it."""
     logger.error("%s", exc)
     return jsonify(success=False, jobId=str(g.job_id), error="database unavailable"), 503
 
 
 @blueprint.app_errorhandler(HTTPException)
-def http_error(exc):
+def http_error(exc: HTTPException) -> ResponseReturnValue:
     """werkzeug's answer (its status and headers, such as Allow on a 405) with a JSON body."""
     response = exc.get_response()
     response.data = json.dumps({"error": exc.name})
@@ -120,13 +134,13 @@ def http_error(exc):
 
 
 @blueprint.app_errorhandler(Exception)
-def internal_error(exc):
+def internal_error(exc: Exception) -> ResponseReturnValue:
     """500 for anything else; its reason goes to the log, not the body."""
     logger.exception("Unhandled error on %s %s", request.method, request.path)
     return jsonify(success=False, jobId=str(g.get("job_id", "")), error="internal error"), 500
 
 
-def _job_args(allowed):
+def _job_args(allowed: set[str]) -> MultiDict[str, str]:
     """The query parameters, refusing any the route does not take (a typo must not run a job)."""
     unknown = sorted(set(request.args) - allowed)
     if unknown:
@@ -140,7 +154,7 @@ def _job_args(allowed):
     return request.args
 
 
-def _flag(args, name):
+def _flag(args: MultiDict[str, str], name: str) -> bool:
     """A true/false query parameter; absent means false."""
     value = args.get(name, "false")
     if value not in ("true", "false"):
