@@ -262,27 +262,10 @@ def _print_json(answer: Any) -> None:
 @click.option("--expires-at", metavar="ISO", type=click.DateTime(_ISO_FORMATS), help="Or then.")
 @click.pass_obj
 @_fail_on(ledger.Refused)
-def add(
-    obj: Context,
-    user_id: str,
-    amount: int,
-    source: str,
-    reference_id: str,
-    validity_days: int | None,
-    expires_at: datetime | None,
-) -> None:
+def add(obj: Context, /, user_id: str, amount: int, **options: Any) -> None:
     """Grant USER_ID a one-off batch of AMOUNT credits (never expiring unless told)."""
-    _print_json(
-        ledger.grant(
-            obj.pool,
-            user_id,
-            amount,
-            source,
-            reference_id,
-            validity_days=validity_days,
-            expires_at=_utc(expires_at),
-        )
-    )
+    options["expires_at"] = _utc(options["expires_at"])
+    _print_json(ledger.grant(obj.pool, ledger.GrantRequest(user_id, amount, **options)))
 
 
 @cli.command()
@@ -314,28 +297,12 @@ def bonus(obj: Context, user_id: str) -> None:
 @click.option("--metadata", metavar="JSON", help="A JSON object kept with the spend.")
 @click.pass_obj
 @_fail_on(ledger.Refused)
-def spend(
-    obj: Context,
-    user_id: str,
-    amount: int | None,
-    service: str | None,
-    quantity: int,
-    reference_id: str,
-    metadata: str | None,
-) -> None:
+def spend(obj: Context, /, user_id: str, metadata: str | None, **options: Any) -> None:
     """Spend AMOUNT credits of USER_ID, or --service NAME's cost, soonest-expiring first."""
-    if (amount is None) == (service is None):
+    if (options["amount"] is None) == (options["service"] is None):
         raise BadInput("give AMOUNT or --service, not both")
-    answer = ledger.spend(
-        obj.pool,
-        user_id,
-        reference_id,
-        amount=amount,
-        service=service,
-        quantity=quantity,
-        metadata=_json_object(metadata),
-    )
-    _print_json(answer)
+    request = ledger.SpendRequest(user_id, metadata=_json_object(metadata), **options)
+    _print_json(ledger.spend(obj.pool, request))
 
 
 @cli.command()

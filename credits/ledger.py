@@ -4,7 +4,7 @@ reference in docs/API.md), so Python, the command line and any app share one imp
 """
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal
@@ -95,39 +95,32 @@ def consume(
     pool: Pool, user_id: str, amount: int, reference_id: str, at: datetime | None = None
 ) -> Consumption:
     """Spend amount credits of user_id, soonest-expiring batch first, once per reference_id."""
-    spent = spend(pool, user_id, reference_id, amount=amount, at=at)
+    spent = spend(pool, SpendRequest(user_id, reference_id, amount=amount, at=at))
     return Consumption(user_id, amount, reference_id, spent["balance"], spent["replayed"])
 
 
-def grant(
-    pool: Pool,
-    user_id: str,
-    amount: int,
-    source: str,
-    reference_id: str,
-    validity_days: int | None = None,
-    expires_at: datetime | None = None,
-    metadata: dict[str, Any] | None = None,
-    at: datetime | None = None,
-) -> Answer:
-    """Grant a one-off batch of amount credits, once per reference_id."""
-    _whole(amount, "amount")
-    _whole(validity_days, "validity_days", optional=True)
+@dataclass(frozen=True)
+class GrantRequest:
+    """A one-off batch to grant: amount credits under the caller's reference_id."""
+
+    user_id: str
+    amount: int
+    source: str
+    reference_id: str
+    validity_days: int | None = None
+    expires_at: datetime | None = None
+    metadata: dict[str, Any] | None = None
+    at: datetime | None = None
+
+
+def grant(pool: Pool, request: GrantRequest) -> Answer:
+    """Grant a one-off batch of credits, once per reference_id."""
+    _whole(request.amount, "amount")
+    _whole(request.validity_days, "validity_days", optional=True)
+    params = {**asdict(request), "metadata": _json(request.metadata)}
     return _answer(
         pool,
-        lambda conn: conn.execute(
-            queries["call_grant_credits"],
-            {
-                "user_id": user_id,
-                "amount": amount,
-                "source": source,
-                "reference_id": reference_id,
-                "validity_days": validity_days,
-                "expires_at": expires_at,
-                "metadata": _json(metadata),
-                "at": at,
-            },
-        ),
+        lambda conn: conn.execute(queries["call_grant_credits"], params),
         "call_grant_credits",
     )
 
@@ -166,33 +159,30 @@ def registration_bonus(pool: Pool, user_id: str, at: datetime | None = None) -> 
     )
 
 
-def spend(
-    pool: Pool,
-    user_id: str,
-    reference_id: str,
-    amount: int | None = None,
-    service: str | None = None,
-    quantity: int | None = 1,
-    metadata: dict[str, Any] | None = None,
-    at: datetime | None = None,
-) -> Answer:
+@dataclass(frozen=True)
+class SpendRequest:
+    """A spend: amount credits, or a service's cost times quantity, under reference_id."""
+
+    user_id: str
+    reference_id: str
+    amount: int | None = None
+    service: str | None = None
+    quantity: int | None = 1
+    metadata: dict[str, Any] | None = None
+    at: datetime | None = None
+
+
+def spend(pool: Pool, request: SpendRequest) -> Answer:
     """Spend amount credits, or a service's cost times quantity, once per reference_id."""
-    if (amount is None) == (service is None):
+    if (request.amount is None) == (request.service is None):
         raise InvalidArgument("give an amount or a service, not both")
-    if service is None:
-        _whole(amount, "amount")
+    quantity = request.quantity
+    if request.service is None:
+        _whole(request.amount, "amount")
         quantity = None
     else:
         _whole(quantity, "quantity")
-    params = {
-        "user_id": user_id,
-        "amount": amount,
-        "service": service,
-        "quantity": quantity,
-        "reference_id": reference_id,
-        "metadata": _json(metadata),
-        "at": at,
-    }
+    params = {**asdict(request), "quantity": quantity, "metadata": _json(request.metadata)}
     return _answer(pool, lambda conn: conn.execute(queries["call_spend"], params), "call_spend")
 
 

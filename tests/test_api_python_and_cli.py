@@ -169,20 +169,20 @@ def test_a_long_consume_reference_is_a_clear_error_not_a_traceback(
 def test_the_library_raises_one_error_class_per_refusal(pool, sql_run, loaded):
     ledger.registration_bonus(pool, "alice", at=MARCH_20)
     with pytest.raises(ledger.InsufficientCredits):
-        ledger.spend(pool, "alice", "r1", amount=51, at=MARCH_20)
+        ledger.spend(pool, ledger.SpendRequest("alice", "r1", amount=51, at=MARCH_20))
     with pytest.raises(ledger.UnknownService):
-        ledger.spend(pool, "alice", "r1", service="music", at=MARCH_20)
+        ledger.spend(pool, ledger.SpendRequest("alice", "r1", service="music", at=MARCH_20))
     with pytest.raises(ledger.UnknownPackage):
         ledger.buy(pool, "alice", "huge", "p1")
     with pytest.raises(ledger.UnknownReference):
         ledger.reverse(pool, "alice", "r1")
     with pytest.raises(ledger.UnknownReference):
         ledger.void(pool, "p1")
-    ledger.spend(pool, "alice", "r1", amount=5, at=MARCH_20)
+    ledger.spend(pool, ledger.SpendRequest("alice", "r1", amount=5, at=MARCH_20))
     with pytest.raises(ledger.ReferenceReused):
-        ledger.spend(pool, "alice", "r1", amount=6, at=MARCH_20)
+        ledger.spend(pool, ledger.SpendRequest("alice", "r1", amount=6, at=MARCH_20))
     with pytest.raises(ledger.InvalidArgument, match="whole number"):
-        ledger.grant(pool, "alice", 1.5, "bonus", "g1")
+        ledger.grant(pool, ledger.GrantRequest("alice", 1.5, "bonus", "g1"))
     assert ledger.account(pool, "alice", at=MARCH_20)["spendable"] == 45
     # A bonus granted on 20 March with 30 days' validity is past its date by May.
     may = datetime(2026, 5, 1, tzinfo=timezone.utc)

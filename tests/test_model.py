@@ -252,7 +252,8 @@ class CreditsMachine(RuleBasedStateMachine):
         expected = self.model.grant_one_off(user, amount, source, reference, expires_at)
         got = self.outcome(
             lambda: ledger.grant(
-                self.pool, user, amount, source, reference, validity_days=days, at=at
+                self.pool,
+                ledger.GrantRequest(user, amount, source, reference, validity_days=days, at=at),
             )
         )
         assert _granted(got) == expected
@@ -300,7 +301,8 @@ class CreditsMachine(RuleBasedStateMachine):
         expected = self.model.consume(user, CHAT_COST * quantity, reference, at)
         got = self.outcome(
             lambda: ledger.spend(
-                self.pool, user, reference, service="chat", quantity=quantity, at=at
+                self.pool,
+                ledger.SpendRequest(user, reference, service="chat", quantity=quantity, at=at),
             )
         )
         if isinstance(got, dict):
