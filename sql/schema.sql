@@ -197,15 +197,14 @@ DROP FUNCTION IF EXISTS credits.due_grants(date, text[]);
 DROP FUNCTION IF EXISTS credits.due_grants(date, text[], date);
 
 -- The reference of a subscription's grant for a month: the batch's idempotency key, written
--- by the grant (credits.due_grants) and read by the account.
+-- by the grant (credits.due_grants) and read by the account. A pure formula like due_day, so
+-- every role that runs the grant may call it (it is not among the functions revoked below).
 CREATE OR REPLACE FUNCTION credits.subscription_reference(subscription_id text, period_start date)
 RETURNS text
 LANGUAGE sql STABLE
 AS $$
     SELECT 'subscription:' || subscription_id || ':' || to_char(period_start::timestamp, 'YYYY-MM')
 $$;
--- A pure formula, like due_day, run by whoever runs the grant: every role may call it.
-GRANT EXECUTE ON FUNCTION credits.subscription_reference(text, date) TO PUBLIC;
 
 -- Every subscription due a grant by run_date, with what it would be granted, in the month of
 -- run_date and, for a pass that catches up after the last completed one, in the month before.
