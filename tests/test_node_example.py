@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
@@ -33,13 +33,16 @@ def node_modules():
 
 
 def as_url(conninfo):
-    """The test database's connection string as the postgresql:// URL `pg` reads."""
+    """The test database's connection string as the postgresql:// URL `pg` reads; a Unix
+    socket folder (the embedded PostgreSQL's) goes in the query, where `pg` looks for it."""
     parts = conninfo_to_dict(conninfo)
-    password = f":{quote(parts['password'])}" if parts.get("password") else ""
-    return (
-        f"postgresql://{quote(parts.get('user', 'postgres'))}{password}@{parts['host']}:"
-        f"{parts.get('port', 5432)}/{quote(parts['dbname'])}"
-    )
+    user, port, dbname = parts.get("user", "postgres"), parts.get("port", 5432), parts["dbname"]
+    password = parts.get("password") or ""
+    if parts["host"].startswith("/"):
+        query = urlencode({"host": parts["host"], "port": port, "user": user, "password": password})
+        return f"postgresql:///{quote(dbname)}?{query}"
+    secret = f":{quote(password)}" if password else ""
+    return f"postgresql://{quote(user)}{secret}@{parts['host']}:{port}/{quote(dbname)}"
 
 
 def run_demo(database_url, user_id):
