@@ -172,6 +172,7 @@ class Run:
         self.statuses, self.bodies, self.spent, self.app = Counter(), [], Counter(), Counter()
         self.spends_done, self.purchases = [], []  # what reversers and voiders pick from
         self.consumers_left = load.consumers
+        self.errors = {}  # the first message of each kind of error a call failed with
         self.report = {}
 
     def fire(self, service):
@@ -279,7 +280,7 @@ class Run:
         except ledger.InsufficientCredits:
             return "refused, insufficient"
         except psycopg.Error as exc:
-            return f"error {type(exc).__name__}"
+            return self.error(exc)
         return "replayed" if outcome.replayed else "spent"
 
     def app_caller(self, n):
@@ -298,10 +299,17 @@ class Run:
             except ledger.Refused as exc:
                 result, credits = f"refused, {type(exc).__name__}", {}
             except psycopg.Error as exc:
-                result, credits = f"error {type(exc).__name__}", {}
+                result, credits = self.error(exc), {}
             with self.lock:
                 self.app[result] += 1
                 self.app.update(credits)
+
+    def error(self, exc):
+        """The result "error <class>" of a failed call; its first message is kept for the report."""
+        result = f"error {type(exc).__name__}"
+        with self.lock:
+            self.errors.setdefault(result, str(exc).strip())
+        return result
 
     def app_call(self, kind, payment, rng):
         """One call of the app's side: (what happened, credits it moved by name)."""
@@ -502,7 +510,7 @@ class Check:
         """No spend or app call failed with an error; every trigger answered 200 or 409."""
         for result, n in [*self.report["consumers"].items(), *self.report["app"].items()]:
             if result.startswith("error"):
-                self.found.append(f"{n} calls failed with {result}")
+                self.found.append(f"{n} calls failed with {result}: {self.run.errors[result]}")
         for key, n in self.report["triggers"]["by status"].items():
             if key.split()[1] not in ("200", "409"):
                 self.found.append(f"{n} triggers answered {key}")

@@ -719,7 +719,9 @@ DECLARE
     v_cost integer;
     v_balance bigint;
     v_earlier bigint;
-    v_spent record;
+    v_available bigint := 0;
+    v_spent_balance bigint;
+    v_draws jsonb;
 BEGIN
     PERFORM credits.checked_text(user_id, 'user_id', 200),
             credits.checked_text(reference_id, 'reference_id', 200),
@@ -742,74 +744,80 @@ BEGIN
 
     SELECT b.balance INTO v_balance
       FROM credits.balances b WHERE b.user_id = spend_at.user_id FOR UPDATE;
-    -- A statement of its own, so it sees a spend with this reference that committed while
-    -- this call waited for the lock.
-    SELECT -sum(t.amount) INTO v_earlier
-      FROM credits.transactions t
-     WHERE t.user_id = spend_at.user_id AND t.type = 'consume'
-       AND t.reference_id = spend_at.reference_id;
-    IF v_earlier IS NOT NULL THEN
-        IF v_earlier <> v_amount THEN
-            RAISE EXCEPTION 'reference_id % already spent % credits of user %, not %',
-                quote_literal(reference_id), v_earlier, quote_literal(user_id), v_amount
-                USING ERRCODE = 'CR002';
+    -- No balance row: the user held no credits when this call began, and the call holds no
+    -- lock on them. It spends nothing (CR001 below): a batch of the user's first grant,
+    -- committed meanwhile, could otherwise be drawn here and by a spend holding the new
+    -- row's lock at once (tests/test_first_credits_race.py).
+    IF FOUND THEN
+        -- A statement of its own, so it sees a spend with this reference that committed while
+        -- this call waited for the lock.
+        SELECT -sum(t.amount) INTO v_earlier
+          FROM credits.transactions t
+         WHERE t.user_id = spend_at.user_id AND t.type = 'consume'
+           AND t.reference_id = spend_at.reference_id;
+        IF v_earlier IS NOT NULL THEN
+            IF v_earlier <> v_amount THEN
+                RAISE EXCEPTION 'reference_id % already spent % credits of user %, not %',
+                    quote_literal(reference_id), v_earlier, quote_literal(user_id), v_amount
+                    USING ERRCODE = 'CR002';
+            END IF;
+            RETURN credits.spend_replay(user_id, reference_id, v_amount, service, v_balance);
         END IF;
-        RETURN credits.spend_replay(user_id, reference_id, v_amount, service, v_balance);
-    END IF;
 
-    -- One statement: draw the batches, write the ledger, lower the balance; or, when the
-    -- spendable credits are short, nothing (available says how many there were).
-    WITH spendable AS (
-        SELECT b.id, b.remaining, b.expires_at,
-               sum(b.remaining) OVER (ORDER BY b.expires_at ASC NULLS LAST, b.id)
-                   - b.remaining AS drawn_before,
-               sum(b.remaining) OVER () AS available
-          FROM credits.batches b
-         WHERE b.user_id = spend_at.user_id AND b.status = 'active'
-           AND (b.expires_at IS NULL OR b.expires_at > at)
-    ),
-    draws AS (
-        SELECT s.id, s.expires_at, s.drawn_before,
-               least(s.remaining, v_amount - s.drawn_before) AS drawn
-          FROM spendable s
-         WHERE s.drawn_before < v_amount AND s.available >= v_amount
-    ),
-    drawn AS (
-        UPDATE credits.batches b
-           SET remaining = b.remaining - d.drawn,
-               status = CASE WHEN b.remaining = d.drawn THEN 'consumed' ELSE 'active' END
-          FROM draws d
-         WHERE b.id = d.id
-        RETURNING b.id, d.drawn, d.drawn_before, d.expires_at
-    ),
-    ledger AS (
-        INSERT INTO credits.transactions
-               (user_id, batch_id, type, amount, reference_id, balance_after, service, metadata)
-        SELECT spend_at.user_id, d.id, 'consume', -d.drawn, spend_at.reference_id,
-               v_balance - d.drawn_before - d.drawn, spend_at.service, spend_at.metadata
-          FROM drawn d
-         ORDER BY d.drawn_before
-    ),
-    lowered AS (
-        UPDATE credits.balances b SET balance = b.balance - v_amount, updated_at = now()
-         WHERE b.user_id = spend_at.user_id
-           AND EXISTS (SELECT 1 FROM drawn)
-        RETURNING b.balance
-    )
-    SELECT coalesce((SELECT max(s.available) FROM spendable s), 0) AS available,
-           (SELECT l.balance FROM lowered l) AS balance,
-           (SELECT jsonb_agg(jsonb_build_object('batch_id', d.id, 'amount', d.drawn,
-                                                'expires_at', d.expires_at)
-                             ORDER BY d.drawn_before)
-              FROM drawn d) AS draws
-      INTO v_spent;
-    IF v_spent.balance IS NULL THEN
+        -- One statement: draw the batches, write the ledger, lower the balance; or, when the
+        -- spendable credits are short, nothing (available says how many there were).
+        WITH spendable AS (
+            SELECT b.id, b.remaining, b.expires_at,
+                   sum(b.remaining) OVER (ORDER BY b.expires_at ASC NULLS LAST, b.id)
+                       - b.remaining AS drawn_before,
+                   sum(b.remaining) OVER () AS available
+              FROM credits.batches b
+             WHERE b.user_id = spend_at.user_id AND b.status = 'active'
+               AND (b.expires_at IS NULL OR b.expires_at > at)
+        ),
+        draws AS (
+            SELECT s.id, s.expires_at, s.drawn_before,
+                   least(s.remaining, v_amount - s.drawn_before) AS drawn
+              FROM spendable s
+             WHERE s.drawn_before < v_amount AND s.available >= v_amount
+        ),
+        drawn AS (
+            UPDATE credits.batches b
+               SET remaining = b.remaining - d.drawn,
+                   status = CASE WHEN b.remaining = d.drawn THEN 'consumed' ELSE 'active' END
+              FROM draws d
+             WHERE b.id = d.id
+            RETURNING b.id, d.drawn, d.drawn_before, d.expires_at
+        ),
+        ledger AS (
+            INSERT INTO credits.transactions
+                   (user_id, batch_id, type, amount, reference_id, balance_after, service, metadata)
+            SELECT spend_at.user_id, d.id, 'consume', -d.drawn, spend_at.reference_id,
+                   v_balance - d.drawn_before - d.drawn, spend_at.service, spend_at.metadata
+              FROM drawn d
+             ORDER BY d.drawn_before
+        ),
+        lowered AS (
+            UPDATE credits.balances b SET balance = b.balance - v_amount, updated_at = now()
+             WHERE b.user_id = spend_at.user_id
+               AND EXISTS (SELECT 1 FROM drawn)
+            RETURNING b.balance
+        )
+        SELECT coalesce((SELECT max(s.available) FROM spendable s), 0) AS available,
+               (SELECT l.balance FROM lowered l) AS balance,
+               (SELECT jsonb_agg(jsonb_build_object('batch_id', d.id, 'amount', d.drawn,
+                                                    'expires_at', d.expires_at)
+                                 ORDER BY d.drawn_before)
+                  FROM drawn d) AS draws
+          INTO v_available, v_spent_balance, v_draws;
+    END IF;
+    IF v_spent_balance IS NULL THEN
         RAISE EXCEPTION 'user % has % spendable credits, % asked for',
-            quote_literal(user_id), v_spent.available, v_amount USING ERRCODE = 'CR001';
+            quote_literal(user_id), v_available, v_amount USING ERRCODE = 'CR001';
     END IF;
     RETURN jsonb_build_object(
         'user_id', user_id, 'reference_id', reference_id, 'amount', v_amount,
-        'service', service, 'balance', v_spent.balance, 'draws', v_spent.draws,
+        'service', service, 'balance', v_spent_balance, 'draws', v_draws,
         'replayed', false, 'reversed', false);
 END
 $$;
