@@ -589,6 +589,9 @@ def first_grant_and_expire(bench, base, n):
 
     granted = both_ways(bench, base, "grant, first run", first, grant_args, all_granted)
     done = granted["HTTP"][1]
+    # As autovacuum leaves the tables minutes after a big grant: the next steps are planned
+    # with statistics that know the batches, not with those of the empty tables.
+    bench.execute(done, "VACUUM ANALYZE")
     again = both_ways(bench, done, "grant again, nothing to do", first, grant_args, none_granted)
     expire = "/api/jobs/credits/expire?budget=270"
     expired = both_ways(bench, done, "expire N batches", expire, ["expire"], all_expired)
@@ -604,6 +607,7 @@ def steady_state(bench, history):
         cli(bench, history, "grant", f"--date={day}")
     cli(bench, history, "expire")
     cli(bench, history, "grant", f"--date={STEADY_DAY.replace(day=STEADY_DAY.day - 1)}")
+    bench.execute(history, "VACUUM ANALYZE")  # months of history: autovacuum has been by
     [(due_today,)] = bench.execute(
         history,
         "SELECT count(*) FROM credits.due_grants(%s, ARRAY['active'], NULL, NULL, NULL) "

@@ -8,11 +8,17 @@ WITH due AS (
     -- Not locked again: the users' balances are, and every spend locks its user's balance
     -- before the batches, so a spend that committed first is seen by this statement and a
     -- later one waits for this transaction. (A batch lock cost a write per batch.)
-    SELECT id, user_id, remaining
-      FROM credits.batches
-     WHERE status = 'active'
-       AND expires_at <= %(cutoff)s
-       AND user_id = ANY (%(users)s)
+    -- The users drive, one probe of the active batches' index each (a LATERAL subquery
+    -- kept apart by OFFSET 0), whatever the statistics say: with fresh ones, a filter on
+    -- user_id = ANY (users) was planned as a scan of every batch for each chunk.
+    SELECT b.id, b.user_id, b.remaining
+      FROM unnest(%(users)s::text[]) AS u (user_id)
+     CROSS JOIN LATERAL (SELECT id, user_id, remaining
+                           FROM credits.batches
+                          WHERE user_id = u.user_id
+                            AND status = 'active'
+                            AND expires_at <= %(cutoff)s
+                         OFFSET 0) AS b
 ),
 expired AS (
     -- By primary key from an array, a plan that stays right whatever the statistics say.
@@ -21,13 +27,15 @@ expired AS (
      WHERE id = ANY (ARRAY(SELECT id FROM due))
 ),
 lowered AS (
+    -- By primary key from an array too: a constant list of the chunk's users was planned,
+    -- with fresh statistics, as a scan of every balance.
     UPDATE credits.balances AS b
        SET balance = b.balance - e.expired_amount, updated_at = now()
       FROM (SELECT user_id, sum(remaining) AS expired_amount
               FROM due
              GROUP BY user_id) AS e
      WHERE b.user_id = e.user_id
-       AND b.user_id = ANY (%(users)s)
+       AND b.user_id = ANY (ARRAY(SELECT user_id FROM due))
     RETURNING b.user_id, b.balance
 ),
 ledger AS (

@@ -8,9 +8,16 @@
 -- subscriptions recorded as granted that month are skipped without a look at the batches;
 -- the others try their insert, which finds a batch that exists (skipped) by itself.
 WITH due AS (
-    -- Not already_granted: its probe of the batches is what the record saves.
-    SELECT subscription_id, user_id, grant_period, reference_id, monthly_credits,
-           period_start, expires_at, recorded, failure
+    -- Not already_granted: its probe of the batches is what the record saves. What only a
+    -- grant needs (the reference, the expiry, the checks) is worked out for the subscriptions
+    -- not recorded as granted, not for the many a quiet day skips.
+    SELECT subscription_id, period_start, recorded,
+           CASE WHEN NOT recorded THEN user_id END AS user_id,
+           CASE WHEN NOT recorded THEN grant_period END AS grant_period,
+           CASE WHEN NOT recorded THEN reference_id END AS reference_id,
+           CASE WHEN NOT recorded THEN monthly_credits END AS monthly_credits,
+           CASE WHEN NOT recorded THEN expires_at END AS expires_at,
+           CASE WHEN NOT recorded THEN failure END AS failure
       FROM credits.due_grants(%(run_date)s, %(eligible_statuses)s, %(catch_up_from)s,
                               %(after_key)s, %(last_key)s)
 ),

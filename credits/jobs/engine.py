@@ -88,12 +88,12 @@ class Budget:
     def transaction(self, conn: Connection) -> Iterator[None]:
         """A transaction none of whose statements waits for a lock past the budget's end."""
         with conn.transaction():
+            lock_timeout = None
             if self.seconds is not None:
                 left = self.seconds - (time.monotonic() - self.started)
                 # At least 1 ms: a lock_timeout of 0 means no limit at all.
-                conn.execute(
-                    queries["limit_lock_wait"], {"timeout": f"{max(1, left * 1000):.0f}ms"}
-                )
+                lock_timeout = f"{max(1, left * 1000):.0f}ms"
+            conn.execute(queries["set_run_limits"], {"lock_timeout": lock_timeout})
             yield
 
 

@@ -1,0 +1,66 @@
+"""An expire chunk reaches its users' rows by index whatever the statistics say.
+
+The expire's chunk statements were written for the statistics of tables that had just been
+filled (stale: they still say empty). Once autovacuum analyzed the batches of a big grant, as
+it does within minutes in production, the chunk's due batches (`user_id = ANY (users)`) and
+its balances were planned as scans of every row, for each chunk: an expire of a million
+batches took 112 s instead of 14 (docs/PERFORMANCE.md). These tests read the plans, not the
+clock: a scan of the whole table per chunk is what made it slow.
+"""
+
+from datetime import datetime, timezone
+
+import pytest
+
+from credits.db import queries
+
+USERS = 20_000
+CHUNK = 1_000
+
+
+@pytest.fixture
+def expired_batches(sql_run):
+    """USERS users, each granted one batch, still active, past its date; analyzed."""
+    sql_run(
+        "INSERT INTO credits.batches (user_id, source, reference_id, amount, remaining, "
+        "       expires_at) "
+        "SELECT 'user-' || lpad(i::text, 6, '0'), 'bonus', 'bonus-' || i, 10, 10, "
+        "       timestamptz '2026-01-01' "
+        "  FROM generate_series(1, %s) AS i",
+        (USERS,),
+    )
+    sql_run(
+        "INSERT INTO credits.balances (user_id, balance) "
+        "SELECT user_id, remaining FROM credits.batches"
+    )
+    sql_run(
+        "INSERT INTO credits.transactions (user_id, batch_id, type, amount, reference_id) "
+        "SELECT user_id, id, 'grant', amount, reference_id FROM credits.batches"
+    )
+    sql_run("ANALYZE credits.batches; ANALYZE credits.balances")
+
+
+def scanned_whole(plan):
+    """The tables a plan (EXPLAIN's JSON) reads from end to end."""
+    tables = {plan["Relation Name"]} if plan["Node Type"] == "Seq Scan" else set()
+    for child in plan.get("Plans", []):
+        tables |= scanned_whole(child)
+    return tables
+
+
+def explain(sql_run, statement, params):
+    [row] = sql_run("EXPLAIN (FORMAT JSON) " + statement, params)
+    return row["QUERY PLAN"][0]["Plan"]
+
+
+def test_an_expire_chunk_reads_its_users_batches_and_balances_by_index(sql_run, expired_batches):
+    users = [f"user-{i:06d}" for i in range(1, CHUNK + 1)]
+    params = {
+        "users": users,
+        "cutoff": datetime(2026, 6, 1, tzinfo=timezone.utc),
+        "job_id": None,
+        "after_key": None,
+        "last_key": users[-1],
+    }
+    assert scanned_whole(explain(sql_run, queries["lock_expiring_balances"], params)) == set()
+    assert scanned_whole(explain(sql_run, queries["expire_batches"], params)) == set()
