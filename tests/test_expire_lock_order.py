@@ -9,31 +9,15 @@ whose balances were locked; the late batch waits for the next pass.
 """
 
 import threading
-import time
 from datetime import date, datetime, timezone
 
 import psycopg
 
 from credits import jobs
+from testing.sessions import wait_until, waiting_on_a_lock
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 LOCK_BALANCE = "SELECT balance FROM credits.balances WHERE user_id = %s FOR UPDATE"
-
-
-def waiting_on_a_lock(database_url, pid_filter):
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query ILIKE %s",
-            (pid_filter,),
-        ).fetchone()[0]
-
-
-def wait_until(condition, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_a_batch_granted_while_expire_starts_does_not_deadlock_a_consumer(

@@ -9,27 +9,13 @@ no balance row now moves nothing: the user had no credits when it began.
 """
 
 import threading
-import time
 
 import psycopg
 
+from testing.sessions import wait_until, waiting_on_a_lock
+
 LOCK_BALANCE = "SELECT balance FROM credits.balances WHERE user_id = %s FOR UPDATE"
-
-
-def wait_until(condition, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
-def waiting_on_a_lock(database_url, pid):
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(
-            "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s "
-            "AND wait_event_type = 'Lock')",
-            (pid,),
-        ).fetchone()[0]
+LATE_SPEND = "SELECT credits.spend(%s, 60, 'late-spend')"
 
 
 class Caller(threading.Thread):
@@ -38,7 +24,6 @@ class Caller(threading.Thread):
     def __init__(self, database_url, statement, params):
         super().__init__()
         self.conn = psycopg.connect(database_url, autocommit=True)
-        self.pid = self.conn.info.backend_pid
         self.statement, self.params = statement, params
 
     def run(self):
@@ -53,13 +38,13 @@ class Caller(threading.Thread):
 def test_a_spend_that_began_before_the_first_credits_spends_none_of_them(database_url, sql_run):
     gate = psycopg.connect(database_url)  # holds the spend between its first two statements
     spender = psycopg.connect(database_url)
-    caller = Caller(database_url, "SELECT credits.spend(%s, 60, 'late-spend')", ("bob",))
+    caller = Caller(database_url, LATE_SPEND, ("bob",))
     try:
         gate.execute("LOCK TABLE credits.transactions IN ACCESS EXCLUSIVE MODE")
         caller.start()
         # The spend has looked for bob's balance row and found none; it waits to read the
         # ledger (or, finding no row, has answered already).
-        wait_until(lambda: not caller.is_alive() or waiting_on_a_lock(database_url, caller.pid))
+        wait_until(lambda: not caller.is_alive() or waiting_on_a_lock(database_url, "%late-spend%"))
         # bob's first grant commits: his balance row and a batch of 100 (its ledger entry below).
         sql_run(
             "INSERT INTO credits.balances (user_id, balance) VALUES ('bob', 100);"
@@ -72,7 +57,7 @@ def test_a_spend_that_began_before_the_first_credits_spends_none_of_them(databas
         spender.execute("UPDATE credits.balances SET balance = 50 WHERE user_id = 'bob'")
         gate.rollback()
         # The late spend ends, or waits for the batch the first one holds.
-        wait_until(lambda: not caller.is_alive() or waiting_on_a_lock(database_url, caller.pid))
+        wait_until(lambda: not caller.is_alive() or waiting_on_a_lock(database_url, "%late-spend%"))
         spender.execute(
             "INSERT INTO credits.transactions (user_id, batch_id, type, amount, reference_id) "
             "SELECT 'bob', id, t.type, t.amount, t.reference_id FROM credits.batches, "
