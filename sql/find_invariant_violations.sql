@@ -18,25 +18,22 @@ misstated AS (
               FROM credits.transactions) t
      WHERE balance_after <> running
      GROUP BY user_id
-),
-users AS (
-    SELECT user_id FROM credits.balances
-    UNION SELECT user_id FROM ledger
-    UNION SELECT user_id FROM active
 )
-SELECT u.user_id,
+-- The four per-user sets are matched by FULL JOINs, which PostgreSQL does only by hash or by
+-- merge: the left joins of a union of them it once planned as nested loops over a million
+-- users (docs/PERFORMANCE.md, item 14).
+SELECT coalesce(bal.user_id, l.user_id, a.user_id, m.user_id) AS user_id,
        bal.balance,
        coalesce(l.total, 0) AS ledger_total,
        coalesce(a.total, 0) AS active_remaining,
        coalesce(m.entries, 0) AS misstated_entries,
        count(*) OVER () AS violations
-  FROM users u
-  LEFT JOIN credits.balances bal ON bal.user_id = u.user_id
-  LEFT JOIN ledger l ON l.user_id = u.user_id
-  LEFT JOIN active a ON a.user_id = u.user_id
-  LEFT JOIN misstated m ON m.user_id = u.user_id
+  FROM credits.balances bal
+  FULL JOIN ledger l ON l.user_id = bal.user_id
+  FULL JOIN active a ON a.user_id = coalesce(bal.user_id, l.user_id)
+  FULL JOIN misstated m ON m.user_id = coalesce(bal.user_id, l.user_id, a.user_id)
  WHERE bal.balance IS DISTINCT FROM coalesce(l.total, 0)
     OR coalesce(l.total, 0) <> coalesce(a.total, 0)
     OR m.entries IS NOT NULL
- ORDER BY u.user_id
+ ORDER BY 1
  LIMIT %(limit)s
