@@ -39,7 +39,7 @@ def expired_batches(sql_run):
         "INSERT INTO credits.transactions (user_id, batch_id, type, amount, reference_id) "
         "SELECT user_id, id, 'grant', amount, reference_id FROM credits.batches"
     )
-    sql_run("ANALYZE credits.batches; ANALYZE credits.balances")
+    sql_run("ANALYZE credits.batches; ANALYZE credits.balances; ANALYZE credits.transactions")
 
 
 def node_types(plan):

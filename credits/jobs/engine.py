@@ -86,7 +86,7 @@ class Budget:
 
     @contextmanager
     def transaction(self, conn: Connection) -> Iterator[None]:
-        """A transaction none of whose statements waits for a lock past the budget's end."""
+        """A run's transaction: no JIT, and no statement waits for a lock past the budget's end."""
         with conn.transaction():
             lock_timeout = None
             if self.seconds is not None:
