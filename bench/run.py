@@ -201,7 +201,10 @@ def per_user_loop(bench, name, sample):
         for user_id, reference_id, period, credits, expires_at in due[:sample]:
             with conn.transaction():
                 if conn.execute(
-                    "SELECT 1 FROM credits.batches WHERE reference_id = %s", (reference_id,)
+                    "SELECT 1 FROM credits.batches "
+                    " WHERE credits.reference_order(reference_id) = credits.reference_order(%s) "
+                    "   AND reference_id = %s",
+                    (reference_id, reference_id),
                 ).fetchone():
                     continue
                 [(batch_id,)] = conn.execute(

@@ -130,8 +130,9 @@ class Pool(ConnectionPool[Connection]):
                     conn.execute(queries["schema"])
             elif not conn.execute(queries["check_schema"]).fetchall()[0]["present"]:
                 raise SchemaMissing(
-                    "CREDITS_APPLY_SCHEMA is false but the credits schema is missing (or not "
-                    "usable by this role): apply it as its owner with `python -m credits init-db`"
+                    "CREDITS_APPLY_SCHEMA is false but the credits schema is missing, out of "
+                    "date or not usable by this role: apply it as its owner with "
+                    "`python -m credits init-db`"
                 )
             self._schema_ready = True
 

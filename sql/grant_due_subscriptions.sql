@@ -31,7 +31,7 @@ granted AS (
      -- In subscription order: batch ids follow it, and two statements racing outside the
      -- job's lock meet on the reference index in the same order.
      ORDER BY subscription_id, grant_period
-    ON CONFLICT ON CONSTRAINT batches_reference_id_key DO NOTHING
+    ON CONFLICT ((credits.reference_order(reference_id)), reference_id) DO NOTHING
     RETURNING id, user_id, amount, reference_id
 ),
 raised AS (
@@ -75,7 +75,9 @@ failures AS (
      WHERE failure IS NOT NULL
        AND NOT recorded
        -- A probe each (a scalar subquery, never a join the planner may hash).
-       AND (SELECT b.id FROM credits.batches b WHERE b.reference_id = due.reference_id) IS NULL
+       AND (SELECT b.id FROM credits.batches b
+             WHERE credits.reference_order(b.reference_id) = credits.reference_order(due.reference_id)
+               AND b.reference_id = due.reference_id) IS NULL
      GROUP BY failure
 ),
 counts AS (

@@ -28,12 +28,13 @@ CREATE TABLE IF NOT EXISTS credits.subscriptions (
 );
 
 -- A batch is one grant of credits; spending draws it down, expiry closes it.
--- reference_id is the idempotency key: one batch per subscription and grant period.
+-- reference_id is the idempotency key, unique (batches_reference_key, below): one batch per
+-- subscription and grant period, one per purchase or one-off grant.
 CREATE TABLE IF NOT EXISTS credits.batches (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id      text NOT NULL,
     source       text NOT NULL,
-    reference_id text NOT NULL CONSTRAINT batches_reference_id_key UNIQUE,
+    reference_id text NOT NULL,
     grant_period text NULL,
     amount       integer NOT NULL CHECK (amount > 0),
     remaining    integer NOT NULL CHECK (remaining BETWEEN 0 AND amount),
@@ -44,6 +45,37 @@ CREATE TABLE IF NOT EXISTS credits.batches (
     -- An active batch still holds credits; a consumed or expired one holds none.
     CONSTRAINT batches_active_iff_remaining CHECK ((status = 'active') = (remaining > 0))
 );
+
+-- The order of the batches' reference index: a reference's last seven characters first (a
+-- subscription grant's month, YYYY-MM, credits.subscription_reference), then the whole of it.
+-- Unique on the pair is unique on the reference, the first being a function of the second;
+-- in this order a month's grants lie side by side, so a day's grants write to the month's
+-- part of the index, not to a page per subscription across all of history (an index by the
+-- reference alone, batches_reference_id_key before, made the quiet day's cost grow with
+-- history: docs/PERFORMANCE.md). A lookup by reference names both columns:
+--     credits.reference_order(b.reference_id) = credits.reference_order(r) AND b.reference_id = r
+-- The index is built on this function: it must never change.
+CREATE OR REPLACE FUNCTION credits.reference_order(reference_id text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT right(reference_id, 7)
+$$;
+
+-- Made before the index it replaces is dropped, in the same transaction, so a reference is
+-- unique at every moment. On a database with history the build takes a while (about 40 s for
+-- 24 million batches) and holds off writes to the batches meanwhile, once.
+DO $$ BEGIN
+    IF to_regclass('credits.batches_reference_key') IS NULL THEN
+        CREATE UNIQUE INDEX batches_reference_key
+            ON credits.batches ((credits.reference_order(reference_id)), reference_id);
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_constraint
+                WHERE conname = 'batches_reference_id_key'
+                  AND conrelid = 'credits.batches'::regclass) THEN
+        ALTER TABLE credits.batches DROP CONSTRAINT batches_reference_id_key;
+    END IF;
+END $$;
 
 -- Consumers and the expire job only look at a user's active batches, soonest-expiring first.
 DO $$ BEGIN
@@ -95,7 +127,7 @@ CREATE TABLE IF NOT EXISTS credits.balances (
 
 -- Each subscription's last granted month (the first day of the latest month it has a batch
 -- for), written by the statement that grants the batch. Only a shortcut: a run skips the
--- subscriptions recorded as granted this month without probing batches_reference_id_key
+-- subscriptions recorded as granted this month without probing batches_reference_key
 -- for each; the unique reference_id stays what makes a second grant impossible. Room in each
 -- page lets the monthly change be a HOT update.
 CREATE TABLE IF NOT EXISTS credits.subscription_grants (
@@ -248,7 +280,10 @@ AS $$
                 THEN (due.due_day + p.validity_days)::timestamp AT TIME ZONE 'UTC' END,
            recorded.recorded,
            recorded.recorded
-               OR EXISTS (SELECT 1 FROM credits.batches b WHERE b.reference_id = ref.reference_id),
+               OR EXISTS (SELECT 1 FROM credits.batches b
+                           WHERE credits.reference_order(b.reference_id)
+                                 = credits.reference_order(ref.reference_id)
+                             AND b.reference_id = ref.reference_id),
            fault.failure
       -- The chunk's subscriptions and their records, matched by one hash or merge of the two
       -- ranges (a full join has no per-row probe plan), whatever the statistics say.
@@ -532,7 +567,10 @@ BEGIN
     SELECT b.balance INTO v_balance
       FROM credits.balances b WHERE b.user_id = grant_batch.user_id FOR UPDATE;
 
-    SELECT * INTO v_batch FROM credits.batches b WHERE b.reference_id = grant_batch.reference_id;
+    SELECT * INTO v_batch
+      FROM credits.batches b
+     WHERE credits.reference_order(b.reference_id) = credits.reference_order(grant_batch.reference_id)
+       AND b.reference_id = grant_batch.reference_id;
     IF FOUND THEN
         IF v_batch.user_id <> grant_batch.user_id OR v_batch.source <> grant_batch.source
            OR (strict_replay AND v_batch.amount <> grant_batch.amount) THEN
@@ -955,7 +993,9 @@ BEGIN
     PERFORM credits.checked_text(reference_id, 'reference_id', 200);
     -- Whose grant it is, unlocked: a batch never changes user.
     SELECT b.user_id INTO v_user_id
-      FROM credits.batches b WHERE b.reference_id = void_grant_at.reference_id;
+      FROM credits.batches b
+     WHERE credits.reference_order(b.reference_id) = credits.reference_order(void_grant_at.reference_id)
+       AND b.reference_id = void_grant_at.reference_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no grant has reference_id %', quote_literal(reference_id)
             USING ERRCODE = 'CR006';
@@ -963,7 +1003,10 @@ BEGIN
     SELECT b.balance INTO v_balance
       FROM credits.balances b WHERE b.user_id = v_user_id FOR UPDATE;
     SELECT * INTO v_batch
-      FROM credits.batches b WHERE b.reference_id = void_grant_at.reference_id FOR UPDATE;
+      FROM credits.batches b
+     WHERE credits.reference_order(b.reference_id) = credits.reference_order(void_grant_at.reference_id)
+       AND b.reference_id = void_grant_at.reference_id
+       FOR UPDATE;
     IF v_batch.source = 'subscription' THEN
         RAISE EXCEPTION 'reference_id % is a subscription''s grant, not a one-off grant',
             quote_literal(reference_id) USING ERRCODE = 'CR008';
@@ -1042,7 +1085,10 @@ BEGIN
          WHERE d.due_day >= v_today
            AND (d.started_at AT TIME ZONE 'UTC')::date <= d.due_day
            AND (d.ends_at IS NULL OR d.ends_at > d.due_day::timestamp AT TIME ZONE 'UTC')
-           AND NOT EXISTS (SELECT 1 FROM credits.batches b WHERE b.reference_id = d.reference_id)
+           AND NOT EXISTS (SELECT 1 FROM credits.batches b
+                            WHERE credits.reference_order(b.reference_id)
+                                  = credits.reference_order(d.reference_id)
+                              AND b.reference_id = d.reference_id)
          GROUP BY d.due_day
          ORDER BY d.due_day
          LIMIT 1

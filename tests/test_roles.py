@@ -160,10 +160,20 @@ def test_the_least_privileged_role_cannot_apply_the_schema(role_config):
         pool.close()
 
 
+@pytest.mark.parametrize(
+    "schema",
+    [
+        "DROP SCHEMA credits CASCADE",
+        # An earlier release's: the batches' reference unique on its own.
+        "DROP INDEX credits.batches_reference_key; "
+        "ALTER TABLE credits.batches ADD CONSTRAINT batches_reference_id_key UNIQUE (reference_id)",
+    ],
+    ids=["missing", "out of date"],
+)
 def test_without_the_schema_a_service_told_not_to_apply_it_answers_503_until_it_is_applied(
-    make_app, test_config, sql_run, auth, caplog
+    make_app, test_config, sql_run, auth, caplog, schema
 ):
-    sql_run("DROP SCHEMA credits CASCADE")
+    sql_run(schema)
     client = make_app(CREDITS_APPLY_SCHEMA="false").test_client()
     assert client.get("/healthz").status_code == 503
     response = client.get("/api/jobs/credits/grant", headers=auth)

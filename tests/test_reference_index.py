@@ -1,0 +1,94 @@
+"""The batches' reference index: unique references, a month's grants side by side.
+
+A reference is unique through `batches_reference_key`, an index on (its last seven
+characters, the reference): a subscription grant's month first, so a day's grants write to
+one month's part of the index instead of a page per subscription across all of history
+(docs/PERFORMANCE.md, the growth run). Releases before it had a unique constraint on the
+reference alone; applying the schema replaces that one in place.
+"""
+
+from datetime import date
+
+import psycopg
+import pytest
+
+from credits import db, jobs
+
+
+def reference_indexes(sql_run):
+    return [
+        row["name"]
+        for row in sql_run(
+            "SELECT indexrelid::regclass::text AS name FROM pg_index "
+            " WHERE indrelid = 'credits.batches'::regclass AND indisunique "
+            "   AND indexrelid <> 'credits.batches_pkey'::regclass"
+        )
+    ]
+
+
+def test_an_upgrade_replaces_the_old_reference_key_and_grants_nothing_twice(
+    settings, pool, sql_run, add_plan, subscribe
+):
+    add_plan("pro", 100, 30)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    jobs.grant(pool, settings, date(2026, 3, 15))
+    # The database as the previous release left it: the reference unique on its own, and no
+    # record of the grant (the record is only a shortcut: the reference must stop a double).
+    sql_run(
+        "DROP INDEX credits.batches_reference_key; "
+        "ALTER TABLE credits.batches "
+        "  ADD CONSTRAINT batches_reference_id_key UNIQUE (reference_id); "
+        "DELETE FROM credits.subscription_grants"
+    )
+    upgraded = db.open_pool(settings)
+    try:
+        db.prepare(upgraded)
+        run = jobs.grant(upgraded, settings, date(2026, 3, 16))
+    finally:
+        upgraded.close()
+    assert reference_indexes(sql_run) == ["credits.batches_reference_key"]
+    assert (run.results["successful"], run.results["skipped"]) == (0, 1)
+    assert sql_run("SELECT reference_id, amount FROM credits.batches") == [
+        {"reference_id": "subscription:s1:2026-03", "amount": 100}
+    ]
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        sql_run(
+            "INSERT INTO credits.batches (user_id, source, reference_id, amount, remaining) "
+            "VALUES ('bob', 'subscription', 'subscription:s1:2026-03', 100, 100)"
+        )
+
+
+@pytest.fixture
+def many_batches(sql_run, add_plan, subscribe):
+    """20,000 one-off batches and one subscription granted, analyzed: an index pays off."""
+    sql_run(
+        "INSERT INTO credits.batches (user_id, source, reference_id, amount, remaining) "
+        "SELECT 'user-' || i, 'bonus', 'bonus-' || i, 10, 10 FROM generate_series(1, 20000) i"
+    )
+    sql_run(
+        "INSERT INTO credits.balances (user_id, balance) "
+        "SELECT user_id, remaining FROM credits.batches"
+    )
+    sql_run(
+        "INSERT INTO credits.transactions (user_id, batch_id, type, amount, reference_id) "
+        "SELECT user_id, id, 'grant', amount, reference_id FROM credits.batches"
+    )
+    add_plan("pro", 100, 30)
+    subscribe("s1", "user-1", "pro", "2026-01-10")
+    sql_run("ANALYZE credits.batches; ANALYZE credits.balances; ANALYZE credits.transactions")
+
+
+def test_every_lookup_by_reference_reads_the_index(database_url, pool, settings, many_batches):
+    jobs.grant(pool, settings, date(2026, 3, 15))
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
+        replay = conn.execute("SELECT credits.grant_credits('user-2', 10, 'bonus', 'bonus-2')")
+        assert replay.fetchone()[0]["replayed"] is True
+        conn.execute("SELECT credits.void_grant('bonus-3')")
+        account = conn.execute("SELECT credits.account('user-1')").fetchone()[0]
+        assert account["next_grant"]["amount"] == 100
+        [(seq_scans, index_scans)] = conn.execute(
+            "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables "
+            " WHERE relid = 'credits.batches'::regclass"
+        ).fetchall()
+    assert (seq_scans, index_scans > 0) == (0, True)
