@@ -18,7 +18,7 @@ import time
 import uuid
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import click
@@ -322,8 +322,9 @@ def history_growth(bench, template, spends):
     """The steady-state day and single spends after 1 and after 24 months of history.
 
     Both histories are seeded first; the day runs three times on fresh copies of each,
-    alternately (the median counts), and the spends alternate between the two in rounds, so
-    that the machine's other load weighs on both alike.
+    alternately (the median counts), then on three days in a row on each database itself, as
+    a service's database lives, alternately (the median counts); the spends alternate between
+    the two in rounds, so that the machine's other load weighs on both alike.
     """
     names = {months: seed_history(bench, template, months) for months in (1, 24)}
     sizes = {months: relation_sizes(bench, name) for months, name in names.items()}
@@ -350,6 +351,23 @@ def history_growth(bench, template, spends):
             )
             timings[months].append(seconds)
     days = {months: sorted(times)[1] for months, times in timings.items()}
+    # A copy of many GB is a cold start for the caches, which a service's database is not:
+    # the days that follow, on each database itself.
+    in_a_row = {months: [] for months in names}
+    for later in range(3):
+        day = STEADY_DAY + timedelta(days=later)
+        for months, name in names.items():
+            seconds, body = cli(bench, name, "grant", f"--date={day}")
+            check(body["complete"], "the day finished")
+            check(body["results"]["successful"] > 0, "the day granted the due")
+            bench.record(
+                f"day {day.day}, {months} months, itself",
+                "CLI",
+                seconds,
+                json.dumps(body["results"]),
+            )
+            in_a_row[months].append(seconds)
+    warm = {months: sorted(times)[1] for months, times in in_a_row.items()}
     spent = {months: 0.0 for months in names}
     rounds = 5
     for _ in range(rounds):
@@ -361,7 +379,7 @@ def history_growth(bench, template, spends):
         bench.record(f"one spend, {months} months", "SQL", spend, f"mean of {spends:,} spends")
         violations = invariant_violations(bench.url(name))[1]
         check(violations == 0, "every balance adds up after the history")
-        rows[months] = (days[months], spend, sizes[months])
+        rows[months] = (days[months], warm[months], spend, sizes[months])
     return rows
 
 
@@ -404,7 +422,7 @@ def relation_sizes(bench, name, tables="batches|transactions|balances|subscripti
 
 def growth_report(n, rows, info, command):
     """The Markdown of the growth run, between its own markers."""
-    (day1, spend1, sizes1), (day24, spend24, sizes24) = rows[1], rows[24]
+    (day1, warm1, spend1, sizes1), (day24, warm24, spend24, sizes24) = rows[1], rows[24]
     lines = [
         GROWTH_BEGIN,
         f"Run on {date.today()} with:",
@@ -414,15 +432,20 @@ def growth_report(n, rows, info, command):
         f"Machine: {info['cores']} cores, {info['memory']} memory; PostgreSQL "
         f"{info['postgresql']}. N = {n:,} subscriptions.",
         "",
-        "| history | steady-state day (CLI) | one spend |",
-        "|---|---:|---:|",
-        f"| 1 month | {day1:.2f} s | {spend1 * 1000:.2f} ms |",
-        f"| 24 months | {day24:.2f} s | {spend24 * 1000:.2f} ms |",
+        "| history | steady-state day (CLI), fresh copy | a day (CLI), the database itself "
+        "| one spend |",
+        "|---|---:|---:|---:|",
+        f"| 1 month | {day1:.2f} s | {warm1:.2f} s | {spend1 * 1000:.2f} ms |",
+        f"| 24 months | {day24:.2f} s | {warm24:.2f} s | {spend24 * 1000:.2f} ms |",
         "",
         "| target | measured | verdict |",
         "|---|---|---|",
     ]
-    for label, ratio in (("steady-state day", day24 / day1), ("one spend", spend24 / spend1)):
+    for label, ratio in (
+        ("steady-state day, fresh copy", day24 / day1),
+        ("a day, the database itself", warm24 / warm1),
+        ("one spend", spend24 / spend1),
+    ):
         verdict = "met" if ratio <= 1.2 else "**not met**"
         lines.append(f"| {label}, 24 months <= 1.2 x 1 month | {ratio:.2f} x | {verdict} |")
     lines += [

@@ -49,6 +49,7 @@ def test_growth_run_writes_its_own_section(server_url, tmp_path):
     text = report.read_text()
     assert "kept" in text and "old" not in text
     assert "| 1 month |" in text and "| 24 months |" in text
-    assert "steady-state day, 24 months <= 1.2 x 1 month" in text
+    assert "steady-state day, fresh copy, 24 months <= 1.2 x 1 month" in text
+    assert "a day, the database itself, 24 months <= 1.2 x 1 month" in text
     # 24 monthly batches of every subscription are in the history, all expired.
     assert "| batches | table |" in text
