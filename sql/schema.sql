@@ -63,8 +63,9 @@ AS $$
 $$;
 
 -- Made before the index it replaces is dropped, in the same transaction, so a reference is
--- unique at every moment. On a database with history the build takes a while (about 40 s for
--- 24 million batches) and holds off writes to the batches meanwhile, once.
+-- unique at every moment. On a database with history the build takes a while (30 s for 24
+-- million batches on the benchmark's machine) and holds off writes to the batches meanwhile,
+-- once.
 DO $$ BEGIN
     IF to_regclass('credits.batches_reference_key') IS NULL THEN
         CREATE UNIQUE INDEX batches_reference_key
