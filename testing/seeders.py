@@ -35,3 +35,24 @@ def add_subscribers(execute, count, plan="pro", started_at="2026-01-10"):
         "FROM generate_series(1, %s) AS i",
         (plan, started_at, count),
     )
+
+
+def add_one_batch_each(execute, count, expires_at=None):
+    """Users user-000001 .. user-N, each granted one batch of 10 credits under bonus-<n> (active,
+    expiring at expires_at or never), with its balance and ledger entry; analyzed."""
+    execute(
+        "INSERT INTO credits.batches (user_id, source, reference_id, amount, remaining, "
+        "       expires_at) "
+        "SELECT 'user-' || lpad(i::text, 6, '0'), 'bonus', 'bonus-' || i, 10, 10, %s "
+        "  FROM generate_series(1, %s) AS i",
+        (expires_at, count),
+    )
+    execute(
+        "INSERT INTO credits.balances (user_id, balance) "
+        "SELECT user_id, remaining FROM credits.batches"
+    )
+    execute(
+        "INSERT INTO credits.transactions (user_id, batch_id, type, amount, reference_id) "
+        "SELECT user_id, id, 'grant', amount, reference_id FROM credits.batches"
+    )
+    execute("ANALYZE credits.batches; ANALYZE credits.balances; ANALYZE credits.transactions")

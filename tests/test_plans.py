@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import pytest
 
 from credits.db import queries
+from testing import seeders
 
 USERS = 20_000
 CHUNK = 1_000
@@ -23,23 +24,7 @@ CHUNK = 1_000
 @pytest.fixture
 def expired_batches(sql_run):
     """USERS users, each granted one batch, still active, past its date; analyzed."""
-    sql_run(
-        "INSERT INTO credits.batches (user_id, source, reference_id, amount, remaining, "
-        "       expires_at) "
-        "SELECT 'user-' || lpad(i::text, 6, '0'), 'bonus', 'bonus-' || i, 10, 10, "
-        "       timestamptz '2026-01-01' "
-        "  FROM generate_series(1, %s) AS i",
-        (USERS,),
-    )
-    sql_run(
-        "INSERT INTO credits.balances (user_id, balance) "
-        "SELECT user_id, remaining FROM credits.batches"
-    )
-    sql_run(
-        "INSERT INTO credits.transactions (user_id, batch_id, type, amount, reference_id) "
-        "SELECT user_id, id, 'grant', amount, reference_id FROM credits.batches"
-    )
-    sql_run("ANALYZE credits.batches; ANALYZE credits.balances; ANALYZE credits.transactions")
+    seeders.add_one_batch_each(sql_run, USERS, expires_at="2026-01-01T00:00:00Z")
 
 
 def node_types(plan):

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from credits import db, jobs
+from testing import seeders
 
 
 def reference_indexes(sql_run):
@@ -60,32 +61,20 @@ def test_an_upgrade_replaces_the_old_reference_key_and_grants_nothing_twice(
 
 @pytest.fixture
 def many_batches(sql_run, add_plan, subscribe):
-    """20,000 one-off batches and one subscription granted, analyzed: an index pays off."""
-    sql_run(
-        "INSERT INTO credits.batches (user_id, source, reference_id, amount, remaining) "
-        "SELECT 'user-' || i, 'bonus', 'bonus-' || i, 10, 10 FROM generate_series(1, 20000) i"
-    )
-    sql_run(
-        "INSERT INTO credits.balances (user_id, balance) "
-        "SELECT user_id, remaining FROM credits.batches"
-    )
-    sql_run(
-        "INSERT INTO credits.transactions (user_id, batch_id, type, amount, reference_id) "
-        "SELECT user_id, id, 'grant', amount, reference_id FROM credits.batches"
-    )
+    """20,000 one-off batches and a subscription of their first user, analyzed."""
+    seeders.add_one_batch_each(sql_run, 20_000)
     add_plan("pro", 100, 30)
-    subscribe("s1", "user-1", "pro", "2026-01-10")
-    sql_run("ANALYZE credits.batches; ANALYZE credits.balances; ANALYZE credits.transactions")
+    subscribe("s1", "user-000001", "pro", "2026-01-10")
 
 
 def test_every_lookup_by_reference_reads_the_index(database_url, pool, settings, many_batches):
     jobs.grant(pool, settings, date(2026, 3, 15))
     with psycopg.connect(database_url) as conn:
         conn.execute("SET TIME ZONE 'UTC'")
-        replay = conn.execute("SELECT credits.grant_credits('user-2', 10, 'bonus', 'bonus-2')")
+        replay = conn.execute("SELECT credits.grant_credits('user-000002', 10, 'bonus', 'bonus-2')")
         assert replay.fetchone()[0]["replayed"] is True
         conn.execute("SELECT credits.void_grant('bonus-3')")
-        account = conn.execute("SELECT credits.account('user-1')").fetchone()[0]
+        account = conn.execute("SELECT credits.account('user-000001')").fetchone()[0]
         assert account["next_grant"]["amount"] == 100
         [(seq_scans, index_scans)] = conn.execute(
             "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables "
