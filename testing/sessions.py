@@ -4,6 +4,9 @@ import time
 
 import psycopg
 
+# What every call that moves a user's credits does first: lock the user's balance row.
+LOCK_BALANCE = "SELECT balance FROM credits.balances WHERE user_id = %s FOR UPDATE"
+
 
 def wait_until(condition, timeout=10):
     """Return once condition() is true; fail the test after `timeout` seconds."""

@@ -14,10 +14,9 @@ from datetime import date, datetime, timezone
 import psycopg
 
 from credits import jobs
-from testing.sessions import wait_until, waiting_on_a_lock
+from testing.sessions import LOCK_BALANCE, wait_until, waiting_on_a_lock
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
-LOCK_BALANCE = "SELECT balance FROM credits.balances WHERE user_id = %s FOR UPDATE"
 
 
 def test_a_batch_granted_while_expire_starts_does_not_deadlock_a_consumer(

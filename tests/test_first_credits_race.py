@@ -12,9 +12,8 @@ import threading
 
 import psycopg
 
-from testing.sessions import wait_until, waiting_on_a_lock
+from testing.sessions import LOCK_BALANCE, wait_until, waiting_on_a_lock
 
-LOCK_BALANCE = "SELECT balance FROM credits.balances WHERE user_id = %s FOR UPDATE"
 LATE_SPEND = "SELECT credits.spend(%s, 60, 'late-spend')"
 
 
