@@ -18,7 +18,7 @@ import time
 import uuid
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from statistics import median
 
@@ -37,6 +37,11 @@ SECRET = "bench-secret-" + uuid.uuid4().hex
 FIRST_GRANT = date(2026, 7, 31)  # every subscription due; its batches expired by now
 HISTORY = [date(2026, 8, 31), date(2026, 9, 30), date(2026, 10, 31)]
 STEADY_DAY = date(2026, 11, 15)  # about 1/30 of the subscriptions are due on this day
+DAYS_IN_A_ROW = 3  # the steady day and the days after it, granted on each history itself
+# The growth run spends on the last of those days, at noon UTC: on that day's clock, not the
+# real one, under which the 30-day batches of those days have long lapsed.
+LAST_DAY = STEADY_DAY + timedelta(days=DAYS_IN_A_ROW - 1)
+SPEND_AT = datetime(LAST_DAY.year, LAST_DAY.month, LAST_DAY.day, 12, tzinfo=timezone.utc)
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 GROWTH_BEGIN, GROWTH_END = "<!-- growth:begin -->", "<!-- growth:end -->"
 
@@ -353,7 +358,7 @@ def history_growth(bench, template, spends):
     # A copy of many GB is a cold start for the caches, which a service's database is not:
     # the days that follow, on each database itself.
     in_a_row = {months: [] for months in names}
-    for later in range(3):
+    for later in range(DAYS_IN_A_ROW):
         day = STEADY_DAY + timedelta(days=later)
         for months, name in names.items():
             seconds, granted = grant_day(
@@ -387,7 +392,8 @@ def grant_day(bench, name, day, step):
 
 
 def spend_seconds(bench, name, spends):
-    """The mean time of one spend of 1 credit, by the service's own code, over many users."""
+    """The mean time of one spend of 1 credit at SPEND_AT, by the service's own code, over many
+    users."""
     from credits import config, ledger
 
     settings = config.Settings.from_mapping({"DATABASE_URL": bench.url(name)})
@@ -403,7 +409,7 @@ def spend_seconds(bench, name, spends):
         ]
         started = time.monotonic()
         for user in users:
-            ledger.consume(pool, user, 1, f"bench-{uuid.uuid4().hex}")
+            ledger.consume(pool, user, 1, f"bench-{uuid.uuid4().hex}", at=SPEND_AT)
         return (time.monotonic() - started) / len(users)
     finally:
         pool.close()

@@ -3,6 +3,11 @@
 Each seeder takes `execute(statement, params)`: a test's sql_run, or a cursor's execute.
 """
 
+# A start whose due day is the 1st: due on any day of every later month, so a test that runs a
+# grant "today" finds it due whatever the calendar says (a start on the 10th is due only from
+# the 10th of a month on).
+DUE_ON_THE_FIRST = "2026-01-01"
+
 
 def add_plan(execute, plan_id, monthly_credits, validity_days=None):
     """A plan granting monthly_credits a month, each batch spendable validity_days (or ever)."""

@@ -10,6 +10,7 @@ import pytest
 import credits
 from credits import config
 from testing.databases import connections_refused
+from testing.seeders import DUE_ON_THE_FIRST
 
 STATUS = "/api/jobs/credits/status"
 
@@ -204,7 +205,7 @@ def test_json_log_format_writes_one_object_per_line_with_the_run_fields(
     make_app, auth, add_plan, subscribe, caplog
 ):
     add_plan("pro", 100, 30)
-    subscribe("s1", "alice", "pro", "2026-01-10")
+    subscribe("s1", "alice", "pro", DUE_ON_THE_FIRST)
     client = make_app(CREDITS_LOG_FORMAT="json").test_client()
     try:
         body = client.get("/api/jobs/credits/grant", headers=auth).get_json()
@@ -236,7 +237,7 @@ def test_json_log_line_of_a_failed_run_carries_the_error(
     make_app, auth, sql_run, add_plan, subscribe, caplog
 ):
     add_plan("pro", 100, 30)
-    subscribe("s1", "alice", "pro", "2026-01-10")
+    subscribe("s1", "alice", "pro", DUE_ON_THE_FIRST)
     sql_run("""
         CREATE FUNCTION credits.refuse_all() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN RAISE EXCEPTION 'ledger refused the entry'; END $$;

@@ -12,6 +12,7 @@ import pytest
 from credits import config
 from credits.web.auth import MAX_BODY_BYTES
 from testing.bodies import UnreadableBody
+from testing.seeders import DUE_ON_THE_FIRST
 
 CURRENT_KEY = "sig_current_0123456789abcdefghijkl"
 NEXT_KEY = "sig_next_0123456789abcdefghijklmnop"
@@ -40,7 +41,7 @@ def qstash_signature(key, body=b"", url=GRANT_URL, issued=None, lifetime=300, **
 def qstash_client(make_app, add_plan, subscribe):
     """The service with QStash's keys set, and one subscription due today."""
     add_plan("pro", 100, 30)
-    subscribe("s1", "alice", "pro", "2026-01-10")
+    subscribe("s1", "alice", "pro", DUE_ON_THE_FIRST)
     return make_app(**KEYS, CREDITS_PUBLIC_URL=PUBLIC_URL).test_client()
 
 

@@ -5,6 +5,8 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
+from testing.seeders import DUE_ON_THE_FIRST
+
 from .support import Scripted
 
 
@@ -12,7 +14,7 @@ from .support import Scripted
 def due_subscription(add_plan, subscribe):
     """One subscription whose grant is due today, so a grant run has something to do."""
     add_plan("pro", 100, 30)
-    subscribe("s1", "alice", "pro", "2026-01-10")
+    subscribe("s1", "alice", "pro", DUE_ON_THE_FIRST)
 
 
 @pytest.fixture
