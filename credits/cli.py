@@ -165,7 +165,7 @@ def grant(obj: Context, run_date: str | None, dry_run: bool) -> None:
         run = jobs.grant(
             obj.pool,
             obj.settings,
-            params.parse_run_date(run_date),
+            params.parse_run_date(run_date, lambda: db.today(obj.pool)),
             dry_run=dry_run,
             progress=progress,
         )

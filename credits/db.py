@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
@@ -183,6 +184,23 @@ def _is_unreachable(exc: PoolTimeout | psycopg.OperationalError) -> bool:
     # No SQLSTATE: the client lost the connection. Class 08: connection exceptions.
     # 57P01-57P03: the server was shut down, crashed or is starting.
     return not sqlstate or sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"}
+
+
+def now(pool: Pool) -> datetime:
+    """The service's clock: the database's now(), which the SQL functions and the jobs use."""
+    with connection(pool) as conn:
+        return read_clock(conn)
+
+
+def read_clock(conn: Connection) -> datetime:
+    """The database's now() on an open connection (see sql/read_clock.sql)."""
+    clock: datetime = one(conn.execute(queries["read_clock"]))["now"]
+    return clock
+
+
+def today(pool: Pool) -> date:
+    """The service's UTC date, by the database's clock."""
+    return now(pool).astimezone(timezone.utc).date()
 
 
 def one(cursor: psycopg.Cursor[R]) -> R:

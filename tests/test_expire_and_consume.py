@@ -52,11 +52,11 @@ def ledger_entries(sql_run, user_id):
     ]
 
 
-def test_expire_response_has_the_documented_shape(client, auth):
+def test_expire_response_has_the_documented_shape(client, auth, today):
     body = expire(client, auth)
     assert list(body) == ["success", "jobId", "date", "duration", "results", "complete", "totals"]
     assert body["success"] is True and uuid.UUID(body["jobId"])
-    assert body["date"] == datetime.now(timezone.utc).date().isoformat()
+    assert body["date"] == today.isoformat()
     assert body["results"] == {"processedBatches": 0, "processedUsers": 0, "totalExpiredAmount": 0}
     assert body["complete"] is True and body["totals"] == body["results"]
 

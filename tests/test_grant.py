@@ -301,8 +301,9 @@ def test_post_runs_the_grant_as_qstash_sends_it(client, auth, sql_run, add_plan,
     assert grant(client, auth, "2026-03-15", method="post")["results"]["successful"] == 1
 
 
-def test_without_a_date_the_run_date_is_today_in_utc(client, auth, sql_run, add_plan, subscribe):
-    today = datetime.now(timezone.utc).date()
+def test_without_a_date_the_run_date_is_today_in_utc(
+    client, auth, sql_run, add_plan, subscribe, today
+):
     add_plan("pro", 100, 30)
     subscribe("s1", "alice", "pro", today.replace(day=1).isoformat())
     body = grant(client, auth)
@@ -339,8 +340,8 @@ def test_bad_parameters_get_400_and_change_nothing(
     assert sql_run("SELECT count(*) AS n FROM credits.job_runs")[0]["n"] == 0
 
 
-def test_future_date_gets_400(client, auth, sql_run):
-    tomorrow = datetime.now(timezone.utc).date() + timedelta(days=1)
+def test_future_date_gets_400(client, auth, sql_run, today):
+    tomorrow = today + timedelta(days=1)
     response = client.get(f"/api/jobs/credits/grant?date={tomorrow}", headers=auth)
     assert response.status_code == 400
     assert "future" in response.get_json()["error"]

@@ -12,6 +12,7 @@ import time
 
 import psutil
 import psycopg
+import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from testing import SECRET
@@ -174,6 +175,7 @@ def hold_every_connection(app):
         pool.putconn(conn)
 
 
+@pytest.mark.server_timers
 def test_a_lock_held_elsewhere_stops_the_grant_at_its_budget_and_the_next_call_completes(
     make_app, database_url, add_plan, subscribe, sql_run, auth
 ):

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from credits import db
 from credits.config import Settings
 from credits.db import Connection, Pool, one, queries
 from credits.jobs.engine import Run
@@ -54,7 +55,7 @@ def expire(pool: Pool, settings: Settings, **options: Any) -> JobRun:
     asked = ExpireOptions(**options)
     job = Expire(asked.job_id or uuid.uuid4())
     job.log.info("Starting daily expire process", extra={"event": "started"})
-    run_date = (asked.at or datetime.now(timezone.utc)).astimezone(timezone.utc).date()
+    run_date = (asked.at or db.now(pool)).astimezone(timezone.utc).date()
     run = Run(pool, settings, job, run_date, asked, cutoff=asked.at).work()
     job.log_end(run)
     return run

@@ -5,7 +5,8 @@ is an InvalidParameter, refused before anything runs.
 """
 
 import re
-from datetime import date, datetime, timezone
+from collections.abc import Callable
+from datetime import date
 
 from credits.config import Settings
 
@@ -18,19 +19,23 @@ class InvalidParameter(ValueError):
     """A run was asked for with a parameter it cannot take; nothing was done."""
 
 
-def parse_run_date(text: str | None, today: date | None = None) -> date:
-    """The run date from `YYYY-MM-DD`: a past or present UTC date, never a future one."""
-    today = today or datetime.now(timezone.utc).date()
+def parse_run_date(text: str | None, today: Callable[[], date]) -> date:
+    """The run date from `YYYY-MM-DD`: a past or present UTC date, never a future one.
+
+    today() is the service's date (the database's: credits.db.today), asked only once the text
+    is a date, so a malformed one is refused without reaching the database.
+    """
     if text is None:
-        return today
+        return today()
     if not _ISO_DATE.fullmatch(text):
         raise InvalidParameter(f"date must be a date as YYYY-MM-DD, got {text!r}")
     try:
         run_date = date.fromisoformat(text)
     except ValueError:
         raise InvalidParameter(f"date {text!r} is not a calendar date") from None
-    if run_date > today:
-        raise InvalidParameter(f"date {text} is in the future (today is {today} UTC)")
+    now = today()
+    if run_date > now:
+        raise InvalidParameter(f"date {text} is in the future (today is {now} UTC)")
     return run_date
 
 

@@ -61,11 +61,11 @@ def grant() -> ResponseReturnValue:
     """Run the grant for the asked date (default today), or count it with dryRun=true."""
     args = _job_args({"date", "dryRun", "budget"})
     service = _service()
-    settings = service["settings"]
+    settings, pool = service["settings"], service["pool"]
     run = jobs.grant(
-        service["pool"],
+        pool,
         settings,
-        run_date=params.parse_run_date(args.get("date")),
+        run_date=params.parse_run_date(args.get("date"), lambda: db.today(pool)),
         job_id=g.job_id,
         dry_run=_flag(args, "dryRun"),
         budget=params.parse_budget(args.get("budget"), settings),

@@ -1,6 +1,7 @@
 """Cloudflare: the Worker's scheduled handler under Node, and wrangler's settings."""
 
 import json
+import os
 import re
 import subprocess
 import tomllib
@@ -10,7 +11,7 @@ import psycopg
 import pytest
 
 from credits import db
-from testing import SECRET, clock
+from testing import SECRET
 
 from .support import ALREADY_RUNNING, COMPLETE, DEPLOY, HARNESS, INCOMPLETE, NO_ANSWER, NODE
 
@@ -25,12 +26,13 @@ def run_worker(cron, url, secret=SECRET, shorten_timeouts=False):
     """Call worker.js's scheduled handler with a fake event, as Cloudflare's cron trigger does."""
     if NODE is None:
         pytest.skip("node is not installed: the Cloudflare Worker cannot be run here")
-    env = clock.environment(
-        WORKER_URL=(CLOUDFLARE / "worker.js").as_uri(),
-        CREDITS_URL=url,
-        CRON_SECRET=secret,
-        CRON=cron,
-    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "WORKER_URL": (CLOUDFLARE / "worker.js").as_uri(),
+        "CREDITS_URL": url,
+        "CRON_SECRET": secret,
+        "CRON": cron,
+    }
     if shorten_timeouts:
         env["SHORTEN_TIMEOUTS"] = "1"
     return subprocess.run(

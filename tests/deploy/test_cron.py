@@ -1,9 +1,8 @@
 """Plain cron: the crontab's commands, the command line instead of HTTP."""
 
+import os
 import subprocess
 import sys
-
-from testing import clock
 
 from .support import DEPLOY, ROOT
 
@@ -32,7 +31,7 @@ def test_crontab_runs_grant_at_01_and_expire_at_04_utc():
 
 def test_crontab_commands_run_the_jobs(tmp_path, database_url, due_subscription, granted, job_runs):
     log = tmp_path / "credits.log"
-    env = clock.environment(DATABASE_URL=database_url)
+    env = {"PATH": os.environ.get("PATH", ""), "DATABASE_URL": database_url}
     for command in crontab_commands().values():
         result = subprocess.run(
             ["sh", "-c", installed(command, log)], env=env, capture_output=True, timeout=120
@@ -47,10 +46,11 @@ def test_crontab_commands_run_the_jobs(tmp_path, database_url, due_subscription,
 def test_crontab_command_exits_1_when_the_job_fails(tmp_path):
     log = tmp_path / "credits.log"
     command = installed(crontab_commands()[SCHEDULES["grant"]], log)
-    env = clock.environment(
-        DATABASE_URL="postgresql://postgres@127.0.0.1:1/none?connect_timeout=1",
-        CREDITS_DB_TIMEOUT="1",
-    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1",
+        "CREDITS_DB_TIMEOUT": "1",
+    }
     result = subprocess.run(["sh", "-c", command], env=env, capture_output=True, timeout=120)
     assert result.returncode == 1
     assert "database unavailable" in log.read_text()
