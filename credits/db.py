@@ -165,10 +165,11 @@ def prepare(pool: Pool) -> None:
 
 
 @contextmanager
-def connection(pool: Pool) -> Iterator[Connection]:
-    """A connection from the pool; a database that cannot be reached raises DatabaseUnavailable."""
+def connection(pool: Pool, timeout: float | None = None) -> Iterator[Connection]:
+    """A connection from the pool within timeout (default CREDITS_DB_TIMEOUT); a database that
+    cannot be reached raises DatabaseUnavailable."""
     try:
-        with pool.connection() as conn:
+        with pool.connection(timeout) as conn:
             yield conn
     except (PoolTimeout, psycopg.OperationalError) as exc:
         if not _is_unreachable(exc):

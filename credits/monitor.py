@@ -1,5 +1,6 @@
 """What a monitor asks: is the service up, and have the jobs succeeded lately."""
 
+import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -19,15 +20,43 @@ JOBS = tuple(RESULT_ORDER)
 Body = dict[str, Any]
 Row = Mapping[str, Any]
 
+# /healthz answers within this many seconds whatever the database does. A platform restarts a
+# service whose health check does not answer in time (Render gives it 5 s): a slow database
+# must be a 503, not a restarted service.
+HEALTH_TIMEOUT = 2.0
+# The probe's parts, each well inside it: the wait for a connection (CREDITS_DB_TIMEOUT when
+# that is shorter), and the statement, cut by the server.
+HEALTH_CONNECTION_WAIT = 1.0
+HEALTH_STATEMENT_MS = 800
+
 
 def health(pool: Pool) -> tuple[Body, bool]:
-    """(body, healthy): whether the process and its database both answer."""
-    try:
-        with connection(pool) as conn:
-            conn.execute(queries["check_database"]).fetchone()
-    except (DatabaseUnavailable, SchemaMissing, psycopg.Error):
-        return {"status": "unavailable", "database": "unavailable"}, False
-    return {"status": "ok", "database": "ok"}, True
+    """(body, healthy): whether the process and its database both answer, within HEALTH_TIMEOUT."""
+    answered = threading.Event()
+
+    def probe() -> None:
+        """Ask the database; a failure leaves `answered` unset."""
+        try:
+            _probe(pool)
+        except (DatabaseUnavailable, SchemaMissing, psycopg.Error):
+            return
+        answered.set()
+
+    # A connection whose server stopped answering blocks a read with no timeout of its own:
+    # the probe runs on a thread of its own and is given up on at the deadline (it ends when
+    # the connection does).
+    threading.Thread(target=probe, name="credits-healthz", daemon=True).start()
+    if answered.wait(HEALTH_TIMEOUT):
+        return {"status": "ok", "database": "ok"}, True
+    return {"status": "unavailable", "database": "unavailable"}, False
+
+
+def _probe(pool: Pool) -> None:
+    """check_database on a pooled connection, each step bounded well inside HEALTH_TIMEOUT."""
+    wait = min(pool.timeout, HEALTH_CONNECTION_WAIT)
+    with connection(pool, timeout=wait) as conn, conn.transaction():
+        conn.execute(queries["set_probe_timeout"], {"milliseconds": str(HEALTH_STATEMENT_MS)})
+        conn.execute(queries["check_database"]).fetchone()
 
 
 def job_status(pool: Pool, settings: Settings, now: datetime | None = None) -> tuple[Body, bool]:

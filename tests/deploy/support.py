@@ -69,6 +69,11 @@ def dockerfile():
     return [tuple(line.split(maxsplit=1)) for line in lines]
 
 
+def package_name(line):
+    """The normalized package name of a requirement line (`Jinja2==3.1.6`: `jinja2`)."""
+    return re.split(r"[\[=<>~! ;]", line, maxsplit=1)[0].lower().replace("_", "-")
+
+
 def requirements(path):
     """The package names a requirements file installs, following its `-r` includes."""
     names = set()
@@ -77,5 +82,5 @@ def requirements(path):
         if line.startswith("-r "):
             names |= requirements((path.parent / line[3:].strip()).resolve())
         elif line:
-            names.add(re.split(r"[\[=<>~! ;]", line, maxsplit=1)[0].lower().replace("_", "-"))
+            names.add(package_name(line))
     return names

@@ -36,3 +36,43 @@ def test_cron_job_org_body_calls_its_job_at_its_hour_in_utc(job, service, job_ru
         assert response.status == 200
         assert json.loads(response.read())["success"] is True
     assert job_runs() == [job]
+
+
+# cron-job.org switches a job off when its failures in a row exceed this (its scheduler's
+# max_failures, 15 by default).
+MAX_FAILURES = 15
+ORDINALS = {1: "first", 2: "second", 3: "third", 4: "fourth"}
+
+
+def guide():
+    return (DEPLOY / "cron-job-org" / "README.md").read_text()
+
+
+def console_settings():
+    """The guide's console table as a user reads it: setting -> (grant, expire)."""
+    rows = {}
+    for line in guide().split("## In the console", 1)[1].split("\n## ", 1)[0].splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 3:
+            rows[cells[0]] = (cells[1], cells[2])
+    return rows
+
+
+@pytest.mark.parametrize("job", ["grant", "expire"])
+def test_the_disable_mail_is_on_in_the_console_and_the_json(job):
+    spec = json.loads((DEPLOY / "cron-job-org" / f"{job}-job.json").read_text())["job"]
+    assert spec["notification"]["onDisable"] is True
+    settings = console_settings()
+    disable = [name for name in settings if "disabled" in name and name.startswith("Notify")]
+    assert disable, "the console steps do not turn on the mail for a job switched off"
+    assert settings[disable[0]] == ("on", "on")
+
+
+def test_the_guide_says_when_a_failing_job_is_switched_off_and_how_to_turn_it_on():
+    spec = json.loads((DEPLOY / "cron-job-org" / "grant-job.json").read_text())["job"]
+    calls_a_day = len(spec["schedule"]["hours"]) * len(spec["schedule"]["minutes"])
+    day = -(-(MAX_FAILURES + 1) // calls_a_day)  # the day of the failed call that switches off
+    text = " ".join(guide().split())
+    assert f"more than {MAX_FAILURES} failed executions in a row" in text
+    assert f"the {MAX_FAILURES + 1}th failed call, on the {ORDINALS[day]} day" in text
+    assert "Enable job" in text and '{"job": {"enabled": true}}' in text

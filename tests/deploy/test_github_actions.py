@@ -148,3 +148,19 @@ def test_workflow_fails_after_10_incomplete_answers(tmp_path, scripted):
     assert result.returncode == 1
     assert "still not complete after 10 calls" in result.stdout
     assert len(stub.calls) == 10
+
+
+def test_a_failed_call_is_tried_again_before_the_step_fails(tmp_path, scripted):
+    """One 503 (a database blip, a restarting service) does not lose the day."""
+    stub = scripted((503, {"success": False, "error": "database unavailable"}), COMPLETE)
+    result = run_workflow(tmp_path, stub.url, schedule=SCHEDULES["grant"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stub.calls == [("/api/jobs/credits/grant", f"Bearer {SECRET}")] * 2
+
+
+def test_the_guide_turns_a_disabled_schedule_back_on_the_way_github_does():
+    """A disabled scheduled workflow stays off after an ordinary push."""
+    guide = " ".join((DEPLOY / "github-actions" / "README.md").read_text().split())
+    assert "or push a commit" not in guide
+    assert "a push does **not** start them again" in guide
+    assert "**Enable workflow**" in guide and "gh workflow enable credits-jobs.yml" in guide

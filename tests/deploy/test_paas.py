@@ -5,6 +5,8 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
+import tomllib
 import urllib.error
 import urllib.request
 from importlib.metadata import distribution
@@ -169,3 +171,27 @@ def test_healthz_needs_no_secret_over_http(service):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{service}/api/jobs/credits/status", timeout=10)
     assert err.value.code == 401
+
+
+def paas_guide():
+    return (ROOT / "deploy" / "paas" / "README.md").read_text()
+
+
+def test_the_fly_toml_lines_reach_the_port_the_image_listens_on_and_check_healthz():
+    """Fly sets no PORT and defaults internal_port to 8080: the guide's lines must say 8000."""
+    block = re.search(r"```toml\n(.*?)```", paas_guide(), re.S)
+    assert block, "the guide gives no fly.toml lines"
+    service = tomllib.loads(textwrap.dedent(block.group(1)))["http_service"]
+    env = dict(
+        pair.split("=", 1) for name, args in dockerfile() if name == "ENV" for pair in args.split()
+    )
+    assert service["internal_port"] == int(env["PORT"])
+    [check] = service["checks"]
+    assert check["path"] == "/healthz" and check["method"] == "GET"
+    assert float(check["timeout"].removesuffix("s")) > 2  # /healthz answers within 2 s
+
+
+def test_the_guide_does_not_say_render_sets_database_url():
+    text = " ".join(paas_guide().split())
+    assert "Render does not" in text and "fromDatabase" in text
+    assert "Render add-ons set it for you" not in text

