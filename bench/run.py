@@ -27,7 +27,13 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from credits import db
-from testing.databases import create_database, drop_database, embedded_server, unique_name
+from testing.databases import (
+    create_database,
+    drop_database,
+    embedded_server,
+    migrate,
+    unique_name,
+)
 from testing.invariant import invariant_violations
 from testing.served import DidNotStart, Served
 
@@ -88,7 +94,7 @@ class Bench:
 def seed(bench, subscriptions):
     """A database with the schema, two plans and `subscriptions` active subscriptions."""
     name = bench.new_database()
-    bench.execute(name, db.queries["schema"])
+    migrate(bench.url(name))
     bench.execute(name, "INSERT INTO credits.plans VALUES ('basic', 100, 30), ('pro', 1000, 30)")
     bench.execute(
         name,

@@ -20,7 +20,7 @@ import click
 import psycopg
 
 from credits import db
-from testing.databases import scratch_database
+from testing.databases import migrate, scratch_database
 
 BEGIN, END = "<!-- spend-bench:begin -->", "<!-- spend-bench:end -->"
 TARGET = 0.5
@@ -30,8 +30,8 @@ SPEND = "SELECT credits.spend(%s, 1, %s)"
 
 def seed(url, users):
     """users users, each with a balance and two batches: one expiring, one never."""
+    migrate(url)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(db.queries["schema"])
         conn.execute(
             "INSERT INTO credits.batches (user_id, source, reference_id, amount, remaining,"
             " expires_at) "

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TypeVar
@@ -21,18 +22,20 @@ from credits.config import Settings
 logger = logging.getLogger("credits")
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+# The schema's versioned migrations, NNNN_name.sql, applied in order, each once.
+MIGRATIONS_DIR = SQL_DIR / "migrations"
 
 # A transaction the server aborted to break a deadlock (or a serialization failure) was rolled
 # back whole, so trying it again is safe: it is tried this many times in all, then reported.
 ATTEMPTS = 3
 ABORTED = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
-# Every statement in sql/, by file name, read once.
 # A connection of the pool: autocommit, rows read as dicts.
 Connection = psycopg.Connection[DictRow]
 T = TypeVar("T")
 R = TypeVar("R")  # a row, as a cursor's row factory makes it
 
+# Every statement in sql/ (not its folders), by file name, read once.
 queries = {path.stem: path.read_text(encoding="utf-8") for path in SQL_DIR.glob("*.sql")}
 
 
@@ -42,6 +45,51 @@ class DatabaseUnavailable(Exception):
 
 class SchemaMissing(Exception):
     """The service was told not to apply the schema, and it is not there."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One file of sql/migrations: its version (the number it starts with), name and path."""
+
+    version: int
+    name: str
+    path: Path
+
+
+def migrations() -> list[Migration]:
+    """Every migration, in the order they are applied."""
+    found = []
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        version, _, name = path.stem.partition("_")
+        found.append(Migration(int(version), name, path))
+    return found
+
+
+def pending_migrations(conn: Connection) -> list[Migration]:
+    """The migrations this database has not had, in order (all before the first made the
+    credits.schema_migrations table, or when this role may not read it)."""
+    applied = set()
+    if one(conn.execute(queries["check_schema"]))["present"]:
+        applied = {row["version"] for row in conn.execute(queries["list_migrations"])}
+    return [migration for migration in migrations() if migration.version not in applied]
+
+
+def migrate(conn: Connection) -> list[Migration]:
+    """Apply each pending migration in its own transaction, one applier at a time; answer them.
+
+    Services starting at once (and `init-db`) take turns on an advisory lock: the later ones
+    find nothing pending. An up-to-date database is only read.
+    """
+    conn.execute(queries["lock_migrations"])
+    try:
+        applied = pending_migrations(conn)
+        for migration in applied:
+            with conn.transaction():
+                # Each file records itself in credits.schema_migrations on its last line.
+                conn.execute(migration.path.read_bytes())
+        return applied
+    finally:
+        conn.execute(queries["unlock_migrations"])
 
 
 def database_url(settings: Settings) -> str | Callable[[], str]:
@@ -127,9 +175,8 @@ class Pool(ConnectionPool[Connection]):
             if self._schema_ready:
                 return
             if self.apply_schema:
-                with conn.transaction():
-                    conn.execute(queries["schema"])
-            elif not conn.execute(queries["check_schema"]).fetchall()[0]["present"]:
+                migrate(conn)
+            elif pending_migrations(conn):
                 raise SchemaMissing(
                     "CREDITS_APPLY_SCHEMA is false but the credits schema is missing, out of "
                     "date or not usable by this role: apply it as its owner with "

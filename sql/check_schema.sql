@@ -1,5 +1,6 @@
--- check_schema: whether the credits schema is there, and up to date, for a service that does
--- not apply it itself (CREDITS_APPLY_SCHEMA=false). due_grants is created last, so it stands
--- for the rest; batches_reference_key for this release's change to an existing table.
-SELECT to_regprocedure('credits.due_grants(date, text[], date, text, text)') IS NOT NULL
-       AND to_regclass('credits.batches_reference_key') IS NOT NULL AS present
+-- check_schema: whether this database records its migrations (credits.schema_migrations,
+-- made by the first) where this role can read them; which ones it has had is
+-- list_migrations. A service that does not apply the schema (CREDITS_APPLY_SCHEMA=false)
+-- refuses to start until every file of sql/migrations has been applied.
+SELECT coalesce(has_table_privilege(to_regclass('credits.schema_migrations'), 'SELECT'), false)
+       AS present

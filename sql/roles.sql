@@ -3,7 +3,7 @@
 -- runs, and change only the columns that move credits; it cannot create, alter, drop or
 -- truncate anything, delete anything but its own pass positions, nor rewrite a ledger entry.
 --
--- Run by the schema's owner after sql/schema.sql (`python -m credits init-db`), naming the
+-- Run by the schema's owner after the migrations (`python -m credits init-db`), naming the
 -- role; safe to run again. The role is created NOLOGIN: give it a login yourself.
 --
 --   psql "$DATABASE_URL" -c "SET credits.service_role = 'credits_service'" -f sql/roles.sql
@@ -29,6 +29,9 @@ BEGIN
 
     EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), service_role);
     EXECUTE format('GRANT USAGE ON SCHEMA credits TO %I', service_role);
+
+    -- Which migrations the database has had: read at start, to refuse an out-of-date schema.
+    EXECUTE format('GRANT SELECT ON credits.schema_migrations TO %I', service_role);
 
     -- Input written by the host app: read only.
     EXECUTE format('GRANT SELECT ON credits.plans, credits.subscriptions TO %I', service_role);

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from credits import db
@@ -63,11 +64,17 @@ def drop_database(server_url, name):
 
 
 def create_template(server_url):
-    """A database with the schema applied, to clone; answers its name."""
+    """A database with the migrations applied, as the service applies them, to clone; answers
+    its name."""
     name = unique_name("credits_template")
-    with psycopg.connect(create_database(server_url, name)) as conn:
-        conn.execute(db.queries["schema"])
+    migrate(create_database(server_url, name))
     return name
+
+
+def migrate(database_url):
+    """Apply the migrations the database has not had, as the service does at start."""
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        db.migrate(conn)
 
 
 @contextmanager

@@ -1,0 +1,103 @@
+-- Argument checks: each raises a clear error naming the argument, or answers the value. They
+-- run inside the app's functions (40_grants.sql, 50_spending.sql, 60_account_and_calls.sql),
+-- under their fixed search_path (no SET of their own: a SET on every call costs as much as a
+-- check).
+
+CREATE OR REPLACE FUNCTION credits.checked_text(value text, name text, max_length integer)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    IF value IS NULL THEN
+        RAISE EXCEPTION '% must not be null', name USING ERRCODE = '22004';
+    ELSIF btrim(value) = '' THEN
+        RAISE EXCEPTION '% must not be empty', name USING ERRCODE = '22023';
+    ELSIF length(value) > max_length THEN
+        RAISE EXCEPTION '% must be at most % characters, got %', name, max_length, length(value)
+            USING ERRCODE = '22001';
+    ELSIF value ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION '% must not contain control characters', name USING ERRCODE = '22023';
+    END IF;
+    RETURN value;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION credits.checked_count(value bigint, name text)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    IF value IS NULL THEN
+        RAISE EXCEPTION '% must not be null', name USING ERRCODE = '22004';
+    ELSIF value <= 0 THEN
+        RAISE EXCEPTION '% must be a whole number above 0, got %', name, value
+            USING ERRCODE = '22023';
+    ELSIF value > 2147483647 THEN
+        RAISE EXCEPTION '% must be at most 2147483647, got %', name, value
+            USING ERRCODE = '22003';
+    END IF;
+    RETURN value;
+END
+$$;
+
+-- A grant's reference: the app's own, never one of the names the service writes itself.
+CREATE OR REPLACE FUNCTION credits.checked_grant_reference(value text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    IF credits.checked_text(value, 'reference_id', 200) ~ '^(subscription|registration|expire):' THEN
+        RAISE EXCEPTION 'reference_id must not start with subscription:, registration: or expire:'
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN value;
+END
+$$;
+
+-- When credits granted at `at` expire: validity_days on, at expires_at, or never (both NULL).
+CREATE OR REPLACE FUNCTION credits.checked_expiry(
+    at timestamptz, validity_days bigint, expires_at timestamptz
+)
+RETURNS timestamptz
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    IF validity_days IS NOT NULL AND expires_at IS NOT NULL THEN
+        RAISE EXCEPTION 'give validity_days or expires_at, not both' USING ERRCODE = '22023';
+    ELSIF validity_days IS NOT NULL THEN
+        IF validity_days <= 0 THEN
+            RAISE EXCEPTION 'validity_days must be a whole number above 0, got %', validity_days
+                USING ERRCODE = '22023';
+        ELSIF validity_days > 36500 THEN
+            RAISE EXCEPTION 'validity_days must be at most 36500, got %', validity_days
+                USING ERRCODE = '22003';
+        END IF;
+        RETURN at + make_interval(days => validity_days::integer);
+    ELSIF expires_at IS NOT NULL THEN
+        IF expires_at <= at THEN
+            RAISE EXCEPTION 'expires_at must be in the future, got %', expires_at
+                USING ERRCODE = '22023';
+        ELSIF expires_at > at + interval '36500 days' THEN
+            RAISE EXCEPTION 'expires_at must be within 36500 days, got %', expires_at
+                USING ERRCODE = '22003';
+        END IF;
+    END IF;
+    RETURN expires_at;
+END
+$$;
+
+-- metadata: a JSON object (or NULL) of at most 4,000 characters.
+CREATE OR REPLACE FUNCTION credits.checked_metadata(value jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    IF value IS NOT NULL AND jsonb_typeof(value) <> 'object' THEN
+        RAISE EXCEPTION 'metadata must be a JSON object, got %', jsonb_typeof(value)
+            USING ERRCODE = '22023';
+    ELSIF length(value::text) > 4000 THEN
+        RAISE EXCEPTION 'metadata must be at most 4000 characters of JSON, got %',
+            length(value::text) USING ERRCODE = '22001';
+    END IF;
+    RETURN value;
+END
