@@ -101,3 +101,4 @@ BEGIN
     END IF;
     RETURN value;
 END
+$$;

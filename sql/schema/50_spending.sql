@@ -300,3 +300,4 @@ BEGIN
         'expired', v_expired, 'spent', v_batch.amount - v_voided - v_expired,
         'balance', v_balance, 'replayed', v_replayed);
 END
+$$;

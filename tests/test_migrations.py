@@ -1,0 +1,166 @@
+"""Migrations: a database of any supported release, upgraded, equals a fresh install."""
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from credits import config, db
+from testing.databases import migrate, scratch_database
+from testing.dumps import client_program, schema_dump
+from testing.invariant import invariant_violations
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The schema.sql of each earlier release an upgrade starts from: the oldest supported, and the
+# last before the migrations.
+RELEASES = ["3541ea7", "3b8a209"]
+
+# A ledger that adds up: alice was granted 100 credits and spent 40 of them.
+SEED = """
+INSERT INTO credits.plans VALUES ('pro', 100, 30);
+INSERT INTO credits.subscriptions VALUES ('s1', 'alice', 'pro', 'active', '2026-01-10', NULL);
+INSERT INTO credits.batches (user_id, source, reference_id, grant_period, amount, remaining,
+                             expires_at)
+VALUES ('alice', 'subscription', 'subscription:s1:2026-01', '2026-01', 100, 60, '2099-01-01');
+INSERT INTO credits.transactions (user_id, batch_id, type, amount, reference_id)
+VALUES ('alice', 1, 'grant', 100, 'subscription:s1:2026-01'),
+       ('alice', 1, 'consume', -40, 'order-1');
+INSERT INTO credits.balances (user_id, balance) VALUES ('alice', 60);
+INSERT INTO credits.job_runs (id, job, status, run_date)
+VALUES ('00000000-0000-0000-0000-000000000001', 'grant', 'succeeded', '2026-01-10');
+"""
+
+
+def run(database_url, statements):
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        cur = conn.execute(statements)
+        return cur.fetchall() if cur.description else None
+
+
+def start_service(database_url):
+    """What a service (or `init-db`) does at start when it may apply the schema."""
+    pool = db.open_pool(config.Settings.from_mapping({"DATABASE_URL": database_url}), 1)
+    try:
+        db.prepare(pool)
+    finally:
+        pool.close()
+
+
+@pytest.fixture
+def fresh_install(server_url):
+    """The schema dump of an empty database given the migrations."""
+    with scratch_database(server_url, "credits_fresh") as url:
+        migrate(url)
+        yield schema_dump(url)
+
+
+@pytest.fixture
+def empty_url(server_url):
+    with scratch_database(server_url, "credits_empty") as url:
+        yield url
+
+
+def test_the_migrations_give_the_schema_written_in_sql_schema(fresh_install, empty_url):
+    for path in sorted((db.SQL_DIR / "schema").glob("*.sql")):
+        run(empty_url, path.read_bytes())
+    assert schema_dump(empty_url) == fresh_install
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_a_database_of_an_earlier_release_upgraded_equals_a_fresh_install_and_verifies(
+    release, fresh_install, empty_url
+):
+    run(empty_url, (FIXTURES / f"schema_{release}.sql").read_bytes())
+    run(empty_url, SEED)
+    assert schema_dump(empty_url) != fresh_install
+    start_service(empty_url)
+    assert schema_dump(empty_url) == fresh_install
+    assert invariant_violations(empty_url) == ([], 0)
+    [spent] = run(empty_url, "SELECT credits.spend('alice', 10, 'order-2') AS answer")
+    assert spent["answer"]["balance"] == 50
+    assert invariant_violations(empty_url) == ([], 0)
+
+
+def test_each_migration_records_itself_once(empty_url):
+    migrate(empty_url)
+    migrate(empty_url)  # nothing left to apply
+    recorded = run(empty_url, db.queries["list_migrations"])
+    assert [(row["version"], row["name"]) for row in recorded] == [
+        (migration.version, migration.name) for migration in db.migrations()
+    ]
+
+
+def test_an_applied_migration_file_never_changes():
+    """A released migration is never edited: a change is a new file (and a new line here)."""
+    manifest = dict(
+        reversed(line.split()) for line in (FIXTURES / "migrations.sha256").read_text().splitlines()
+    )
+    assert {path.name for path in db.MIGRATIONS_DIR.glob("*.sql")} == set(manifest)
+    for name, digest in manifest.items():
+        assert hashlib.sha256((db.MIGRATIONS_DIR / name).read_bytes()).hexdigest() == digest, name
+
+
+@pytest.fixture
+def next_release(tmp_path, monkeypatch):
+    """The migrations with one more file, as the next release would ship them."""
+    for path in db.MIGRATIONS_DIR.glob("*.sql"):
+        shutil.copy(path, tmp_path)
+    (tmp_path / "9999_next_release.sql").write_text(
+        "CREATE TABLE credits.next_release (id integer);\n"
+        "INSERT INTO credits.schema_migrations (version, name) VALUES (9999, 'next_release');\n"
+    )
+    monkeypatch.setattr(db, "MIGRATIONS_DIR", tmp_path)
+
+
+def test_a_service_that_may_not_apply_the_schema_refuses_one_with_a_migration_pending(
+    next_release, database_url
+):
+    settings = config.Settings.from_mapping(
+        {"DATABASE_URL": database_url, "CREDITS_APPLY_SCHEMA": "false"}
+    )
+    pool = db.open_pool(settings, 1)
+    try:
+        with pytest.raises(db.SchemaMissing, match="out of date"):
+            db.prepare(pool)
+    finally:
+        pool.close()
+    start_service(database_url)
+    assert run(database_url, "SELECT count(*) FROM credits.next_release") == [{"count": 0}]
+
+
+def test_a_failed_migration_leaves_nothing_behind_and_the_ones_before_it_applied(
+    next_release, empty_url, tmp_path
+):
+    (tmp_path / "9999_next_release.sql").write_text(
+        "CREATE TABLE credits.next_release (id integer);\nSELECT 1 / 0;\n"
+    )
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        start_service(empty_url)
+    assert run(empty_url, "SELECT to_regclass('credits.next_release') AS t") == [{"t": None}]
+    with psycopg.connect(empty_url, autocommit=True, row_factory=dict_row) as conn:
+        assert [migration.version for migration in db.pending_migrations(conn)] == [9999]
+
+
+def test_the_plain_psql_loop_of_database_md_installs_the_schema_and_can_run_again(
+    fresh_install, empty_url
+):
+    docs = (ROOT / "docs" / "DATABASE.md").read_text(encoding="utf-8")
+    loop = re.search(r"```sh\n( *for f in sql/migrations/.*?)```", docs, re.S)
+    assert loop is not None, "docs/DATABASE.md shows the psql loop"
+    psql_dir = str(Path(client_program(empty_url, "psql")).parent)
+    env = {
+        **os.environ,
+        "DATABASE_URL": empty_url,
+        "PATH": psql_dir + os.pathsep + os.environ["PATH"],
+    }
+    for _ in range(2):  # the second run finds every file applied
+        subprocess.run(["bash", "-euo", "pipefail", "-c", textwrap.dedent(loop[1])], cwd=ROOT, env=env, check=True)
+    assert schema_dump(empty_url) == fresh_install
