@@ -19,7 +19,6 @@ from pathlib import Path
 import click
 import psycopg
 
-from credits import db
 from testing.databases import migrate, scratch_database
 
 BEGIN, END = "<!-- spend-bench:begin -->", "<!-- spend-bench:end -->"

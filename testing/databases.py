@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
 
 from credits import db
 from testing import clock

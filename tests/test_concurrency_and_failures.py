@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 
 import psycopg
-from psycopg.rows import dict_row
 import pytest
+from psycopg.rows import dict_row
 
 from app import create_app
 from credits import config, db, jobs, ledger
@@ -273,6 +273,7 @@ def test_schema_applies_again_and_from_several_workers_at_once(server_url):
             "packages",
             "plans",
             "registration",
+            "schema_migrations",
             "services",
             "subscription_grants",
             "subscriptions",

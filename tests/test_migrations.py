@@ -162,5 +162,20 @@ def test_the_plain_psql_loop_of_database_md_installs_the_schema_and_can_run_agai
         "PATH": psql_dir + os.pathsep + os.environ["PATH"],
     }
     for _ in range(2):  # the second run finds every file applied
-        subprocess.run(["bash", "-euo", "pipefail", "-c", textwrap.dedent(loop[1])], cwd=ROOT, env=env, check=True)
+        subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", textwrap.dedent(loop[1])],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
     assert schema_dump(empty_url) == fresh_install
+
+
+def test_no_sql_file_outside_the_migrations_is_over_400_lines():
+    long = {
+        str(path.relative_to(db.SQL_DIR)): lines
+        for path in db.SQL_DIR.rglob("*.sql")
+        if db.MIGRATIONS_DIR not in path.parents
+        and (lines := len(path.read_text(encoding="utf-8").splitlines())) > 400
+    }
+    assert long == {}

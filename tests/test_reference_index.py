@@ -33,9 +33,11 @@ def test_an_upgrade_replaces_the_old_reference_key_and_grants_nothing_twice(
     add_plan("pro", 100, 30)
     subscribe("s1", "alice", "pro", "2026-01-10")
     jobs.grant(pool, settings, date(2026, 3, 15))
-    # The database as the previous release left it: the reference unique on its own, and no
-    # record of the grant (the record is only a shortcut: the reference must stop a double).
+    # The database as the previous release left it: no migrations recorded, the reference
+    # unique on its own, and no record of the grant (the record is only a shortcut: the
+    # reference must stop a double).
     sql_run(
+        "DROP TABLE credits.schema_migrations; "
         "DROP INDEX credits.batches_reference_key; "
         "ALTER TABLE credits.batches "
         "  ADD CONSTRAINT batches_reference_id_key UNIQUE (reference_id); "

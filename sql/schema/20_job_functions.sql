@@ -15,7 +15,8 @@ $$;
 
 -- The reference of a subscription's grant for a month: the batch's idempotency key, written
 -- by the grant (credits.due_grants) and read by the account. A pure formula like due_day, so
--- every role that runs the grant may call it (it is not among the functions revoked below).
+-- every role that runs the grant may call it (it is not among the functions revoked in
+-- 60_account_and_calls.sql).
 CREATE OR REPLACE FUNCTION credits.subscription_reference(subscription_id text, period_start date)
 RETURNS text
 LANGUAGE sql STABLE
