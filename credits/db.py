@@ -49,11 +49,11 @@ class SchemaMissing(Exception):
 
 @dataclass(frozen=True)
 class Migration:
-    """One file of sql/migrations: its version (the number it starts with), name and path."""
+    """One file of sql/migrations: its version (the number it starts with), name and text."""
 
     version: int
     name: str
-    path: Path
+    sql: bytes
 
 
 def migrations() -> list[Migration]:
@@ -61,7 +61,7 @@ def migrations() -> list[Migration]:
     found = []
     for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
         version, _, name = path.stem.partition("_")
-        found.append(Migration(int(version), name, path))
+        found.append(Migration(int(version), name, path.read_bytes()))
     return found
 
 
@@ -86,7 +86,7 @@ def migrate(conn: Connection) -> list[Migration]:
         for migration in applied:
             with conn.transaction():
                 # Each file records itself in credits.schema_migrations on its last line.
-                conn.execute(migration.path.read_bytes())
+                conn.execute(migration.sql)
         return applied
     finally:
         conn.execute(queries["unlock_migrations"])

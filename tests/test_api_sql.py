@@ -511,8 +511,8 @@ def test_the_schema_upgrades_a_database_of_the_previous_release(sql_run):
         """
     )
     [first] = db.migrations()  # its in-place rules, run by hand on a database that had it
-    sql_run(first.path.read_text(encoding="utf-8"))
-    sql_run(first.path.read_text(encoding="utf-8"))  # and again: nothing left to change
+    sql_run(first.sql)
+    sql_run(first.sql)  # and again: nothing left to change
     for n in (1, 2):  # two spends from the one batch, both reversed
         call(sql_run, "credits.spend('alice', 2, %s)", f"order-{n}")
         call(sql_run, "credits.reverse_spend('alice', %s)", f"order-{n}")

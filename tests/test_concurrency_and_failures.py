@@ -330,4 +330,4 @@ def test_schema_applies_while_the_tables_are_in_use(database_url):
         with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as starting:
             starting.execute("SET lock_timeout = '2s'")
             assert db.migrate(starting) == []
-            starting.execute(db.migrations()[0].path.read_bytes())
+            starting.execute(db.migrations()[0].sql)
