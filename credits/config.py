@@ -534,5 +534,7 @@ def metrics_tokens(settings: Settings, secrets: tuple[str, ...]) -> tuple[str, .
     if token is None:
         return secrets
     if len(token) < MIN_SECRET_LENGTH:
-        raise ConfigError(f"CREDITS_METRICS_TOKEN must be at least {MIN_SECRET_LENGTH} characters long")
+        raise ConfigError(
+            f"CREDITS_METRICS_TOKEN must be at least {MIN_SECRET_LENGTH} characters long"
+        )
     return (*secrets, token)

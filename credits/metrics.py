@@ -27,7 +27,7 @@ REQUEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 # The methods a request is counted under; anything else a client sends counts as "other", so a
 # client cannot add label values (nor can it with paths: a request counts under its route).
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-UNMATCHED = "unmatched"  # the route of a request no route matched (a 404)
+UNMATCHED = "unmatched"  # the route of a request no route took (a 404, or a 405)
 
 # A scrape waits at most this long for a connection (or CREDITS_DB_TIMEOUT when shorter), and
 # its statement this long, well inside Prometheus' default scrape timeout of 10 s.
