@@ -27,4 +27,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["credits"] = {"settings": settings, "pool": pool, "secrets": secrets}
     metrics.init_app(app, pool, metrics_tokens)  # first: its clock starts before any check
     app.register_blueprint(routes.blueprint)
+    metrics.start_counts(app)  # last: every route's error series start at 0
     return app

@@ -8,7 +8,7 @@ worker writes them to that folder and a scrape adds them all up.
 """
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from numbers import Real
 
 import psycopg
@@ -27,6 +27,8 @@ REQUEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 # The methods a request is counted under; anything else a client sends counts as "other", so a
 # client cannot add label values (nor can it with paths: a request counts under its route).
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The statuses each route's series start with, at 0, before any request (start_at_zero).
+STARTED_STATUSES = ("200", "500", "503")
 UNMATCHED = "unmatched"  # the route of a request no route took (a 404, or a 405)
 
 # A scrape waits at most this long for a connection (or CREDITS_DB_TIMEOUT when shorter), and
@@ -56,6 +58,18 @@ class RequestMetrics:
             buckets=REQUEST_BUCKETS,
             registry=registry,
         )
+
+    def start_at_zero(self, routes: Iterable[tuple[str, str]]) -> None:
+        """Make each (route, method)'s series of STARTED_STATUSES now, at 0.
+
+        rate() needs two samples of a series: one born at 1, at a route's first 500 in a
+        process, would never show in the error-rate alert, nor a first slow answer in the
+        slow-response alert.
+        """
+        for route, method in routes:
+            for status in STARTED_STATUSES:
+                self.requests.labels(route, method, status)
+                self.duration.labels(route, method, status)
 
     def observe(self, route: str | None, method: str, status: int, seconds: float) -> None:
         """Count one answered request."""
@@ -102,29 +116,31 @@ def job_families(rows: Sequence[Row]) -> Iterator[Metric]:
     """The job metric families from read_job_metrics' rows; a job that never ran has none but
     its absence, which the no-success alert reads as such."""
     started = GaugeMetricFamily(
-        "credits_job_last_run_timestamp_seconds", "When the job's last run started.", labels=["job"]
+        "credits_job_last_run_timestamp_seconds",
+        "When the job's last run started.",
+        labels=["credits_job"],
     )
     duration = GaugeMetricFamily(
         "credits_job_last_run_duration_seconds",
         "How long the job's last run took (none while it runs).",
-        labels=["job"],
+        labels=["credits_job"],
     )
     status = GaugeMetricFamily(
         "credits_job_last_run_status",
         "1 for the status of the job's last run (running, succeeded, partial, failed, abandoned).",
-        labels=["job", "status"],
+        labels=["credits_job", "status"],
     )
     results = GaugeMetricFamily(
         "credits_job_last_run_result",
         "A count of the job's last run, as the job route answers it: grant's processed, "
         "successful, skipped, failed; expire's processedBatches, processedUsers, "
         "totalExpiredAmount.",
-        labels=["job", "result"],
+        labels=["credits_job", "result"],
     )
     succeeded = GaugeMetricFamily(
         "credits_job_last_success_timestamp_seconds",
         "When the job's last successful run finished.",
-        labels=["job"],
+        labels=["credits_job"],
     )
     for row in rows:
         job = str(row["job"])

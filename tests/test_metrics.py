@@ -40,9 +40,9 @@ def scrape(client, token=METRICS_TOKEN):
 def job_samples(samples, job):
     """The credits_job_* samples of one job, by name and their other labels."""
     return {
-        (name, tuple((k, v) for k, v in labels if k != "job")): value
+        (name, tuple((k, v) for k, v in labels if k != "credits_job")): value
         for (name, labels), value in samples.items()
-        if name.startswith("credits_job_") and ("job", job) in labels
+        if name.startswith("credits_job_") and ("credits_job", job) in labels
     }
 
 
@@ -172,7 +172,7 @@ def test_requests_are_counted_by_route_method_and_status(client, auth):
     counts = {
         dict(labels)["route"] + " " + dict(labels)["method"] + " " + dict(labels)["status"]: value
         for (name, labels), value in samples.items()
-        if name == "credits_http_requests_total"
+        if name == "credits_http_requests_total" and value > 0
     }
     assert counts == {
         "/healthz GET 200": 3,
@@ -191,11 +191,23 @@ def test_requests_are_counted_by_route_method_and_status(client, auth):
     assert scrape(client)[("credits_http_requests_total", metrics)] == 1
 
 
+def test_every_route_has_its_error_series_at_0_before_any_request(client):
+    """So rate() sees a route's first 500 (it needs a sample before it)."""
+    samples = scrape(client)
+    for route, method in ((GRANT, "GET"), (GRANT, "POST"), (EXPIRE, "GET"), ("/healthz", "GET")):
+        for status in ("500", "503"):
+            labels = (("method", method), ("route", route), ("status", status))
+            assert samples[("credits_http_requests_total", labels)] == 0
+            assert samples[("credits_http_request_duration_seconds_count", labels)] == 0
+
+
 def test_each_app_counts_its_own_requests(make_app):
     first, second = make_app(CREDITS_METRICS_TOKEN=METRICS_TOKEN), make_app()
     first.test_client().get("/healthz")
     samples = scrape(second.test_client(), SECRET)
-    assert not [key for key in samples if key[0] == "credits_http_requests_total"]
+    healthz = (("method", "GET"), ("route", "/healthz"), ("status", "200"))
+    assert samples[("credits_http_requests_total", healthz)] == 0
+    assert scrape(first.test_client())[("credits_http_requests_total", healthz)] == 1
 
 
 def test_while_the_database_is_down_metrics_answer_200_with_database_up_0(

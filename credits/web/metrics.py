@@ -1,7 +1,8 @@
 """GET /metrics for Prometheus, behind a bearer token, and the count of every request answered.
 
 The app factory calls init_app before it registers the other routes, so a request's clock
-starts before anything else looks at it (a refused one is counted too).
+starts before anything else looks at it (a refused one is counted too), and start_counts after
+them all.
 """
 
 import time
@@ -33,6 +34,16 @@ def init_app(app: Flask, pool: Pool, tokens: tuple[str, ...]) -> None:
         registry=registry, requests=requests, tokens=tokens
     )
     app.register_blueprint(blueprint)
+
+
+def start_counts(app: Flask) -> None:
+    """Start the request series of every route the app has now at 0; call it last."""
+    app.extensions["credits_metrics"]["requests"].start_at_zero(
+        (rule.rule, method)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+    )
 
 
 def _exposition() -> Exposition:
