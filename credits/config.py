@@ -366,6 +366,18 @@ SETTINGS = (
         ),
     ),
     Setting(
+        "PROMETHEUS_MULTIPROC_DIR",
+        read=None,
+        default=None,
+        required="no; with several gunicorn workers",
+        meaning=(
+            "a folder where every worker writes its request counts, so each `/metrics` scrape "
+            "adds them all up; emptied when gunicorn starts "
+            "([deploy/monitoring](deploy/monitoring/README.md))"
+        ),
+        default_note="each scrape counts one worker's requests",
+    ),
+    Setting(
         "PORT",
         read=None,
         default=None,
