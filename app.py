@@ -9,7 +9,7 @@ from flask.json.provider import DefaultJSONProvider
 
 import credits
 from credits import config, db
-from credits.web import auth, routes
+from credits.web import auth, metrics, routes
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -17,6 +17,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     settings = config.Settings.from_mapping({**os.environ, **(test_config or {})})
     credits.configure_logging(settings.log_format)
     secrets = config.cron_secrets(settings)  # before anything else: no secret, no service
+    metrics_tokens = config.metrics_tokens(settings, secrets)
     pool = db.open_pool(settings)  # never waits for the database: a 503 until it answers
 
     app = Flask(__name__)
@@ -24,5 +25,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     cast(DefaultJSONProvider, app.json).sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = auth.MAX_BODY_BYTES  # a chunked body too, as it is read
     app.extensions["credits"] = {"settings": settings, "pool": pool, "secrets": secrets}
+    metrics.init_app(app, pool, metrics_tokens)  # first: its clock starts before any check
     app.register_blueprint(routes.blueprint)
+    metrics.start_counts(app)  # last: every route's error series start at 0
     return app

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import time
+from pathlib import Path
 
 from dotenv import load_dotenv
 from gunicorn import glogging
@@ -184,6 +185,7 @@ def on_starting(server):
     """Start the embedded PostgreSQL (no DATABASE_URL) in the master, which outlives workers."""
     global embedded_server
     load_dotenv()  # as wsgi.py does in the workers: DATABASE_URL may come from .env
+    _empty_metrics_folder()
     try:
         settings = Settings.from_mapping(os.environ)
         if settings.embedded:
@@ -192,6 +194,24 @@ def on_starting(server):
                 _show_local_secret(settings)
     except ConfigError:
         return  # each worker says what is wrong, and the boot stops
+
+
+def _empty_metrics_folder():
+    """Start PROMETHEUS_MULTIPROC_DIR empty (made if missing): the counts of an earlier run's
+    workers must not be added to this one's (docs/ENDPOINTS.md, "GET /metrics")."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for leftover in Path(folder).glob("*.db"):
+            leftover.unlink()
+
+
+def child_exit(server, worker):
+    """Tell prometheus_client a worker is gone, in multiprocess mode (its counts are kept)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def _show_local_secret(settings):

@@ -227,6 +227,17 @@ SETTINGS = (
         field="status_max_age_hours",
     ),
     Setting(
+        "CREDITS_METRICS_TOKEN",
+        read=_trimmed,
+        default=None,
+        required="no",
+        meaning=(
+            "a bearer token for `GET /metrics` only (the job secrets are accepted there too), "
+            "so a scraper never holds a secret that runs the jobs; at least 16 characters"
+        ),
+        field="metrics_token",
+    ),
+    Setting(
         "CREDITS_LOG_FORMAT",
         read=_log_format,
         default="text",
@@ -355,6 +366,18 @@ SETTINGS = (
         ),
     ),
     Setting(
+        "PROMETHEUS_MULTIPROC_DIR",
+        read=None,
+        default=None,
+        required="no; with several gunicorn workers",
+        meaning=(
+            "a folder where every worker writes its request counts, so each `/metrics` scrape "
+            "adds them all up; emptied when gunicorn starts "
+            "([deploy/monitoring](deploy/monitoring/README.md))"
+        ),
+        default_note="each scrape counts one worker's requests",
+    ),
+    Setting(
         "PORT",
         read=None,
         default=None,
@@ -390,6 +413,7 @@ class Settings:
     qstash_next_signing_key: str | None
     public_url: str | None
     status_max_age_hours: float
+    metrics_token: str | None
     log_format: str
     eligible_statuses: tuple[str, ...]
     db_timeout: float
@@ -513,3 +537,16 @@ def _local_secret(path: Path) -> str | None:
         finally:
             os.unlink(draft)
     return path.read_text(encoding="ascii").strip() or None
+
+
+# --- GET /metrics (its token) ---
+def metrics_tokens(settings: Settings, secrets: tuple[str, ...]) -> tuple[str, ...]:
+    """The bearer tokens /metrics accepts: the job secrets, and CREDITS_METRICS_TOKEN if set."""
+    token = settings.metrics_token
+    if token is None:
+        return secrets
+    if len(token) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"CREDITS_METRICS_TOKEN must be at least {MIN_SECRET_LENGTH} characters long"
+        )
+    return (*secrets, token)
