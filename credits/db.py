@@ -129,6 +129,7 @@ class Pool(ConnectionPool[Connection]):
             if self.apply_schema:
                 with conn.transaction():
                     conn.execute(queries["schema"])
+                    conn.execute(queries["console_tables"])
             elif not conn.execute(queries["check_schema"]).fetchall()[0]["present"]:
                 raise SchemaMissing(
                     "CREDITS_APPLY_SCHEMA is false but the credits schema is missing, out of "

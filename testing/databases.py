@@ -67,6 +67,7 @@ def create_template(server_url):
     name = unique_name("credits_template")
     with psycopg.connect(create_database(server_url, name)) as conn:
         conn.execute(db.queries["schema"])
+        conn.execute(db.queries["console_tables"])
     return name
 
 
