@@ -24,9 +24,9 @@ SELECT d.day,
        coalesce(m.spent, 0) AS spent,
        coalesce(m.expired, 0) AS expired,
        coalesce(m.voided, 0) AS voided,
-       (SELECT coalesce(sum(b.balance), 0) FROM credits.balances b)
-       - coalesce((SELECT sum(later.net) FROM moved later WHERE later.day > d.day), 0)
-         AS outstanding
+       ((SELECT coalesce(sum(b.balance), 0) FROM credits.balances b)
+        - coalesce((SELECT sum(later.net) FROM moved later WHERE later.day > d.day), 0)
+       )::bigint AS outstanding
   FROM days d
   LEFT JOIN moved m ON m.day = d.day
  ORDER BY d.day

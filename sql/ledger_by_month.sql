@@ -33,7 +33,7 @@ SELECT mo.month,
        coalesce(m.spent, 0) AS spent,
        coalesce(m.expired, 0) AS expired,
        coalesce(m.voided, 0) AS voided,
-       sum(coalesce(m.net, 0)) OVER (ORDER BY mo.month) AS outstanding
+       (sum(coalesce(m.net, 0)) OVER (ORDER BY mo.month))::bigint AS outstanding
   FROM months mo
   LEFT JOIN moved m ON m.month = mo.month
   LEFT JOIN by_source s ON s.month = mo.month

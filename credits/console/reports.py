@@ -33,11 +33,16 @@ def ledger_by_day(pool: Pool, days: int = CHART_DAYS) -> list[Row]:
     return _rows("ledger_by_day", {"days": days}, pool=pool)
 
 
+def _label(row: Row, period: str) -> str:
+    """A day as 2026-05-31, a month as 2026-05."""
+    return str(row[period].strftime("%Y-%m" if period == "month" else "%Y-%m-%d"))
+
+
 def flow_chart(rows: list[Row], period: str) -> dict[str, Any]:
     """A bar chart of the flows per day or month, for Chart.js (static/console.js)."""
     return {
         "type": "bar",
-        "labels": [row[period].isoformat() for row in rows],
+        "labels": [_label(row, period) for row in rows],
         "datasets": [
             {"label": label, "data": [row[key] for row in rows], "color": colour}
             for key, label, colour in FLOWS
@@ -49,7 +54,7 @@ def outstanding_chart(rows: list[Row], period: str) -> dict[str, Any]:
     """A line of the outstanding balance at each day's or month's end."""
     return {
         "type": "line",
-        "labels": [row[period].isoformat() for row in rows],
+        "labels": [_label(row, period) for row in rows],
         "datasets": [
             {
                 "label": "Outstanding",

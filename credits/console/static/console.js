@@ -11,7 +11,7 @@ document.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
         return {
           label: d.label, data: d.data, type: d.type || spec.type,
           backgroundColor: d.color, borderColor: d.color,
-          pointRadius: 0, borderWidth: spec.type === "line" ? 2 : 0,
+          pointRadius: spec.type === "line" ? 2 : 0, borderWidth: spec.type === "line" ? 2 : 0,
         };
       }),
     },
