@@ -433,3 +433,13 @@ def test_the_vendored_chart_library_is_the_pinned_one_with_its_licence():
 def test_console_pages_forbid_inline_script_and_framing(signed_in):
     policy = signed_in.get("/admin/").headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+
+
+def test_the_console_guide_states_the_declared_setting():
+    """docs/CONSOLE.md's settings row is the console's declared one (credits.console.settings)."""
+    from credits.console import settings
+
+    guide = (ROOT / "docs" / "CONSOLE.md").read_text(encoding="utf-8").splitlines()
+    assert [s.row() for s in settings.SETTINGS] == [
+        line for line in guide if line.startswith("| `")
+    ]
