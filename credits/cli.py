@@ -15,6 +15,7 @@ from dotenv import load_dotenv
 
 import credits
 from credits import config, db, jobs, ledger, monitor, plans
+from credits.console.cli import operator
 from credits.web import bodies, params
 
 if TYPE_CHECKING:
@@ -447,3 +448,6 @@ def _outcome(row: monitor.Body) -> str:
     results = monitor.ordered_results(row["job"], row["results"])
     assert results is not None  # the run has results
     return " ".join(f"{name}={value}" for name, value in results.items())
+
+
+cli.add_command(operator)  # the console's operators (credits/console/cli.py)

@@ -44,6 +44,16 @@ BEGIN
     -- The ledger is append-only for the service.
     EXECUTE format('GRANT SELECT, INSERT ON credits.transactions TO %I', service_role);
 
+    -- The console (docs/CONSOLE.md): operators are read (the operator commands run as the
+    -- owner); failed sign-ins are counted and pruned; console actions are recorded, then given
+    -- their result.
+    EXECUTE format('GRANT SELECT ON credits.operators TO %I', service_role);
+    EXECUTE format('GRANT SELECT, INSERT, DELETE ON credits.console_sign_in_failures TO %I',
+                   service_role);
+    EXECUTE format('GRANT SELECT, INSERT ON credits.console_actions TO %I', service_role);
+    EXECUTE format('GRANT UPDATE (result, answer, finished_at) ON credits.console_actions TO %I',
+                   service_role);
+
     -- Balances: created on the first grant, then only raised or lowered.
     EXECUTE format('GRANT SELECT, INSERT ON credits.balances TO %I', service_role);
     EXECUTE format('GRANT UPDATE (balance, updated_at) ON credits.balances TO %I', service_role);

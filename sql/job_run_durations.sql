@@ -1,0 +1,8 @@
+-- job_run_durations: each finished run of the last %(days)s days, oldest first, and how long it
+-- took in seconds, for the console's chart of run durations.
+SELECT r.id, r.job, r.status, r.started_at,
+       extract(epoch FROM r.finished_at - r.started_at)::float8 AS seconds
+  FROM credits.job_runs r
+ WHERE r.started_at >= now() - make_interval(days => %(days)s::integer)
+   AND r.finished_at IS NOT NULL
+ ORDER BY r.started_at, r.id

@@ -1,0 +1,8 @@
+-- list_user_batches: one user's batches whatever their status, active first in the order they
+-- would be spent, then the others newest first, with what remains of each, for the console.
+SELECT b.id, b.source, b.reference_id, b.amount, b.remaining, b.granted_at, b.expires_at,
+       b.status
+  FROM credits.batches b
+ WHERE b.user_id = %(user_id)s
+ ORDER BY b.status <> 'active', b.expires_at ASC NULLS LAST, b.granted_at DESC, b.id DESC
+ LIMIT %(limit)s
