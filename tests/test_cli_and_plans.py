@@ -266,9 +266,7 @@ def test_deprecated_consume_says_so_on_stderr_and_spends_as_spend_does(
     assert (again["balance"], again["replayed"]) == (70, True)  # the same spend, not a second
 
 
-def test_deprecated_balance_says_so_on_stderr_and_agrees_with_account(
-    run_cli, add_plan, subscribe
-):
+def test_deprecated_balance_says_so_on_stderr_and_agrees_with_account(run_cli, add_plan, subscribe):
     add_plan("pro", 100, 36500)
     subscribe("s1", "alice", "pro", "2026-01-10")
     assert run_cli("grant", "--date", "2026-03-15").exit_code == 0

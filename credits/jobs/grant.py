@@ -7,7 +7,8 @@ from typing import Any
 
 from credits.config import Settings
 from credits.db import Connection, Pool, connection, one, queries
-from credits.jobs.engine import Budget, Run
+from credits.jobs.budget import Budget
+from credits.jobs.engine import Run
 from credits.jobs.job import Chunk, Counts, Job, JobRun, RunOptions
 
 
