@@ -48,7 +48,7 @@ SETTINGS = (
         default=None,
         required="no",
         meaning=(
-            "the new secret while [rotating](#changing-the-secret-without-downtime), accepted "
+            "the new secret while [rotating](docs/SECRETS.md), accepted "
             "as well; at least 16 characters"
         ),
         field="cron_secret_next",
