@@ -361,7 +361,7 @@ class CreditsMachine(RuleBasedStateMachine):
     def expire(self, at):
         self.step("expire")
         expected = self.model.expire(at)
-        results = jobs.expire(self.pool, self.settings, at=at).results
+        results = jobs.expire(self.pool, self.settings, jobs.ExpireOptions(at=at)).results
         assert {name: results[name] for name in expected} == expected
         figures["batches expired"] += expected["processedBatches"]
         self.runs["expire"] += 1
