@@ -8,8 +8,9 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 import credits
-from credits import config, console, db
+from credits import config, db
 from credits.console import settings as console_settings
+from credits.console import site as console
 from credits.web import auth, metrics, routes
 
 

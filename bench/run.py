@@ -415,7 +415,8 @@ def spend_seconds(bench, name, spends):
         ]
         started = time.monotonic()
         for user in users:
-            ledger.consume(pool, user, 1, f"bench-{uuid.uuid4().hex}", at=SPEND_AT)
+            reference = f"bench-{uuid.uuid4().hex}"
+            ledger.spend(pool, ledger.SpendRequest(user, reference, amount=1, at=SPEND_AT))
         return (time.monotonic() - started) / len(users)
     finally:
         pool.close()

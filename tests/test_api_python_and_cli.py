@@ -151,18 +151,18 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(
     assert sql_run("SELECT * FROM credits.transactions ORDER BY id") == before
 
 
-def test_a_long_consume_reference_is_a_clear_error_not_a_traceback(
+def test_a_long_spend_reference_is_a_clear_error_not_a_traceback(
     run_cli, pool, settings, sql_run, add_plan, subscribe
 ):
     add_plan("pro", 10, None)
     subscribe("s1", "alice", "pro", "2026-01-10")
     jobs.grant(pool, settings, date(2026, 3, 15))
     reference = secrets.token_hex(1500)  # 3,000 characters that do not compress
-    result = run_cli("consume", "alice", "1", "--reference", reference)
+    result = run_cli("spend", "alice", "1", "--reference", reference)
     assert result.exit_code == 2
     assert result.output == "Error: reference_id must be at most 200 characters, got 3000\n"
     with pytest.raises(ledger.InvalidArgument, match="at most 200 characters"):
-        ledger.consume(pool, "alice", 1, reference)
+        ledger.spend(pool, ledger.SpendRequest("alice", reference, amount=1))
     assert sql_run("SELECT balance FROM credits.balances") == [{"balance": 10}]
 
 

@@ -317,7 +317,9 @@ def test_credits_whose_batch_expired_since_do_not_come_back(pool, settings, sql_
     call(sql_run, "credits.grant_credits_at(%s, 'alice', 20, 'bonus', 'short', 10)", MARCH_20)
     call(sql_run, "credits.grant_credits_at(%s, 'alice', 50, 'bonus', 'forever')", MARCH_20)
     call(sql_run, "credits.spend_at(%s, 'alice', 30, NULL, NULL, 'job-1')", MARCH_20)
-    jobs.expire(pool, settings, at=MARCH_20 + timedelta(days=11))  # nothing was left in "short"
+    jobs.expire(
+        pool, settings, jobs.ExpireOptions(at=MARCH_20 + timedelta(days=11))
+    )  # nothing was left in "short"
     answer = call(sql_run, "credits.reverse_spend('alice', 'job-1')")
     assert (answer["returned"], answer["lapsed"], answer["balance"]) == (10, 20, 50)
     assert entries(sql_run, "alice")[-3:] == [
@@ -447,7 +449,7 @@ def test_the_jobs_write_the_balance_after_each_entry(pool, settings, sql_run, ad
     subscribe("s2", "alice", "addon", "2026-01-10")
     grant(sql_run, "alice", 5, "g1")
     jobs.grant(pool, settings, date(2026, 3, 15))
-    jobs.expire(pool, settings, at=datetime(2026, 5, 1, tzinfo=timezone.utc))
+    jobs.expire(pool, settings, jobs.ExpireOptions(at=datetime(2026, 5, 1, tzinfo=timezone.utc)))
     assert entries(sql_run, "alice") == [
         ("grant", 5, 5),
         ("grant", 100, 105),

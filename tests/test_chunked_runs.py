@@ -40,7 +40,9 @@ def expire_two_batches_a_user(pool, sql_run, add_plan):
             for n in (1, 2):
                 add_subscription(sql_run, f"sub-{i}-{n}", f"user-{i}", "pro", "2026-01-10")
         jobs.grant(pool, settings, date(2026, 3, 15))
-        return jobs.expire(pool, settings, at=datetime(2026, 5, 1, tzinfo=timezone.utc))
+        return jobs.expire(
+            pool, settings, jobs.ExpireOptions(at=datetime(2026, 5, 1, tzinfo=timezone.utc))
+        )
 
     return run
 
@@ -212,9 +214,9 @@ def test_resumed_expire_keeps_its_pass_cutoff_and_exact_user_count(
     cutoff = datetime(2026, 4, 9, 6, tzinfo=timezone.utc)
     later = datetime(2026, 4, 9, 18, tzinfo=timezone.utc)  # the same day: carries on the pass
 
-    calls = [jobs.expire(pool, chunked, at=cutoff, budget=0.001)]
+    calls = [jobs.expire(pool, chunked, jobs.ExpireOptions(at=cutoff, budget=0.001))]
     while not calls[-1].complete and len(calls) < 10:
-        calls.append(jobs.expire(pool, chunked, at=later, budget=0.001))
+        calls.append(jobs.expire(pool, chunked, jobs.ExpireOptions(at=later, budget=0.001)))
 
     assert [c.results["processedUsers"] for c in calls] == [3, 3, 1]
     assert calls[-1].totals == {
@@ -226,7 +228,7 @@ def test_resumed_expire_keeps_its_pass_cutoff_and_exact_user_count(
         {"user_id": "user-late"}
     ]
     # The next pass of the day starts at its own time and takes it.
-    assert jobs.expire(pool, chunked, at=later).results["processedUsers"] == 1
+    assert jobs.expire(pool, chunked, jobs.ExpireOptions(at=later)).results["processedUsers"] == 1
 
 
 # Plain decimal numbers only: float() would take the last four (27, 270, 10, 8).
@@ -299,9 +301,11 @@ def test_two_stripes_resume_over_budgeted_calls_with_exact_totals(
 ):
     add_plan("pro", 10, 30)
     seed(sql_run, 20)
-    calls = [jobs.grant(pool, two_stripes, date(2026, 3, 15), budget=0.001)]
+    calls = [jobs.grant(pool, two_stripes, date(2026, 3, 15), jobs.GrantOptions(budget=0.001))]
     while not calls[-1].complete and len(calls) < 20:
-        calls.append(jobs.grant(pool, two_stripes, date(2026, 3, 15), budget=0.001))
+        calls.append(
+            jobs.grant(pool, two_stripes, date(2026, 3, 15), jobs.GrantOptions(budget=0.001))
+        )
     assert len(calls) > 1 and calls[-1].complete
     assert sum(c.results["successful"] for c in calls) == 20
     assert calls[-1].totals == {"processed": 20, "successful": 20, "skipped": 0, "failed": 0}

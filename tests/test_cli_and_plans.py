@@ -1,4 +1,4 @@
-"""The operators' commands: plans from TOML, grant, expire, consume, balance, verify."""
+"""The operators' commands: plans from TOML, grant, expire, spend, account, verify, old names."""
 
 import json
 import os
@@ -248,3 +248,51 @@ def test_a_first_command_on_the_embedded_database_connects_without_errors(tmp_pa
     assert json.loads(done.stdout)["balance"] == 0
     assert "error connecting" not in done.stderr
     assert "reconnection attempt" not in done.stderr
+
+
+def test_deprecated_consume_says_so_on_stderr_and_spends_as_spend_does(
+    run_cli, add_plan, subscribe
+):
+    add_plan("pro", 100, 36500)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    assert run_cli("grant", "--date", "2026-03-15").exit_code == 0
+
+    result = run_cli("consume", "alice", "30", "--reference", "order-1")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Spent 30 credits of alice. Balance: 70\n"
+    assert result.stderr == "Deprecated: `consume` will be removed; use `spend` (JSON output).\n"
+    again = json.loads(run_cli("spend", "alice", "30", "--reference", "order-1").stdout)
+    assert (again["balance"], again["replayed"]) == (70, True)  # the same spend, not a second
+
+
+def test_deprecated_balance_says_so_on_stderr_and_agrees_with_account(run_cli, add_plan, subscribe):
+    add_plan("pro", 100, 36500)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    assert run_cli("grant", "--date", "2026-03-15").exit_code == 0
+
+    result = run_cli("balance", "alice")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("alice: 100 credits\n  batch ")
+    assert result.stderr == "Deprecated: `balance` will be removed; use `account` (JSON output).\n"
+    assert json.loads(run_cli("account", "alice").stdout)["balance"] == 100
+
+
+def test_deprecated_names_are_left_out_of_the_help(run_cli):
+    listed = run_cli("--help").stdout
+    assert "  spend " in listed and "  account " in listed
+    assert "  consume " not in listed and "  balance " not in listed
+
+
+def test_the_command_line_does_not_import_the_web_layer():
+    """The CLI shares the jobs' parameters and bodies with the routes, not the routes' modules."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, credits.cli; print(*sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout.split()
+    assert "credits.cli" in loaded
+    assert [name for name in loaded if name.startswith(("credits.web", "flask"))] == []

@@ -23,6 +23,11 @@ def alice_granted(pool, settings, add_plan, subscribe):
     jobs.grant(pool, settings, date(2026, 3, 15))
 
 
+def spend(pool, user_id, amount, reference_id, at=None):
+    """Spend amount credits of user_id under reference_id: the answer of ledger.spend."""
+    return ledger.spend(pool, ledger.SpendRequest(user_id, reference_id, amount=amount, at=at))
+
+
 def balance_of(pool, user_id):
     return ledger.balance(pool, user_id)[0]
 
@@ -95,12 +100,18 @@ def test_batch_not_yet_at_its_date_is_left_alone(pool, settings, add_plan, subsc
 
 def test_batch_expires_exactly_at_its_date(pool, settings, sql_run, alice_granted):
     just_before = datetime(2026, 4, 8, 23, 59, 59, tzinfo=timezone.utc)
-    assert jobs.expire(pool, settings, at=just_before).results["processedBatches"] == 0
-    assert jobs.expire(pool, settings, at=AFTER_EXPIRY).results["processedBatches"] == 1
+    assert (
+        jobs.expire(pool, settings, jobs.ExpireOptions(at=just_before)).results["processedBatches"]
+        == 0
+    )
+    assert (
+        jobs.expire(pool, settings, jobs.ExpireOptions(at=AFTER_EXPIRY)).results["processedBatches"]
+        == 1
+    )
 
 
 def test_partly_spent_batch_expires_only_what_remains(client, auth, pool, sql_run, alice_granted):
-    ledger.consume(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
+    spend(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
     body = expire(client, auth)
     assert body["results"] == {"processedBatches": 1, "processedUsers": 1, "totalExpiredAmount": 70}
     assert batch_states(sql_run, "alice") == [(100, 0, "expired"), (50, 50, "active")]
@@ -113,7 +124,7 @@ def test_partly_spent_batch_expires_only_what_remains(client, auth, pool, sql_ru
 
 
 def test_fully_spent_batch_is_never_expired(client, auth, pool, sql_run, alice_granted):
-    ledger.consume(pool, "alice", 100, "order-1", at=BEFORE_EXPIRY)
+    spend(pool, "alice", 100, "order-1", at=BEFORE_EXPIRY)
     body = expire(client, auth)
     assert body["results"] == {"processedBatches": 0, "processedUsers": 0, "totalExpiredAmount": 0}
     assert batch_states(sql_run, "alice") == [(100, 0, "consumed"), (50, 50, "active")]
@@ -161,8 +172,8 @@ def test_expire_logs_start_and_completion(client, auth, caplog):
 
 
 def test_consume_takes_the_soonest_expiring_batch_first(pool, sql_run, alice_granted):
-    spent = ledger.consume(pool, "alice", 120, "order-1", at=BEFORE_EXPIRY)
-    assert (spent.balance, spent.replayed) == (30, False)
+    spent = spend(pool, "alice", 120, "order-1", at=BEFORE_EXPIRY)
+    assert (spent["balance"], spent["replayed"]) == (30, False)
     assert batch_states(sql_run, "alice") == [(100, 0, "consumed"), (50, 30, "active")]
     assert ledger_entries(sql_run, "alice")[2:] == [("consume", -100), ("consume", -20)]
 
@@ -174,7 +185,7 @@ def test_never_expiring_credits_are_spent_last(pool, settings, sql_run, add_plan
     for sub, plan in (("s1", "forever"), ("s2", "late"), ("s3", "soon")):
         subscribe(sub, "alice", plan, "2026-01-10")
     jobs.grant(pool, settings, date(2026, 3, 15))
-    ledger.consume(pool, "alice", 15, "order-1", at=datetime(2026, 3, 20, tzinfo=timezone.utc))
+    spend(pool, "alice", 15, "order-1", at=datetime(2026, 3, 20, tzinfo=timezone.utc))
     remaining = {
         b["reference_id"].split(":")[1]: b["remaining"]
         for b in sql_run("SELECT * FROM credits.batches")
@@ -184,49 +195,49 @@ def test_never_expiring_credits_are_spent_last(pool, settings, sql_run, add_plan
 
 def test_consume_skips_batches_past_their_date(pool, sql_run, alice_granted):
     with pytest.raises(ledger.InsufficientCredits, match="50 spendable credits, 60 asked for"):
-        ledger.consume(pool, "alice", 60, "order-1", at=AFTER_EXPIRY)
-    spent = ledger.consume(pool, "alice", 50, "order-2", at=AFTER_EXPIRY)
-    assert spent.balance == 100  # the past-date batch still counts until the expire job runs
+        spend(pool, "alice", 60, "order-1", at=AFTER_EXPIRY)
+    spent = spend(pool, "alice", 50, "order-2", at=AFTER_EXPIRY)
+    assert spent["balance"] == 100  # the past-date batch still counts until the expire job runs
     assert batch_states(sql_run, "alice") == [(100, 100, "active"), (50, 0, "consumed")]
 
 
 def test_short_balance_is_refused_and_changes_nothing(pool, sql_run, alice_granted):
     before = sql_run("SELECT * FROM credits.batches ORDER BY id")
     with pytest.raises(ledger.InsufficientCredits, match="150 spendable credits, 151 asked for"):
-        ledger.consume(pool, "alice", 151, "order-1", at=BEFORE_EXPIRY)
+        spend(pool, "alice", 151, "order-1", at=BEFORE_EXPIRY)
     assert sql_run("SELECT * FROM credits.batches ORDER BY id") == before
     assert ledger_entries(sql_run, "alice") == [("grant", 100), ("grant", 50)]
     # The refused reference is not burnt: it can be used once credits are there.
-    assert ledger.consume(pool, "alice", 150, "order-1", at=BEFORE_EXPIRY).balance == 0
+    assert spend(pool, "alice", 150, "order-1", at=BEFORE_EXPIRY)["balance"] == 0
 
 
 def test_user_with_nothing_cannot_spend(pool, sql_run):
     with pytest.raises(ledger.InsufficientCredits, match="'nobody' has 0 spendable credits"):
-        ledger.consume(pool, "nobody", 1, "order-1")
+        spend(pool, "nobody", 1, "order-1")
     assert sql_run("SELECT count(*) AS n FROM credits.transactions")[0]["n"] == 0
 
 
 def test_consume_retried_with_the_same_reference_spends_once(pool, sql_run, alice_granted):
-    first = ledger.consume(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
-    again = ledger.consume(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
-    assert (first.replayed, again.replayed) == (False, True)
-    assert first.balance == again.balance == 120
+    first = spend(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
+    again = spend(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
+    assert (first["replayed"], again["replayed"]) == (False, True)
+    assert first["balance"] == again["balance"] == 120
     assert ledger_entries(sql_run, "alice").count(("consume", -30)) == 1
 
 
 def test_reused_reference_with_another_amount_is_refused(pool, sql_run, alice_granted):
-    ledger.consume(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
+    spend(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
     with pytest.raises(ledger.ReferenceReused, match="already spent 30 credits"):
-        ledger.consume(pool, "alice", 31, "order-1", at=BEFORE_EXPIRY)
+        spend(pool, "alice", 31, "order-1", at=BEFORE_EXPIRY)
     assert balance_of(pool, "alice") == 120
 
 
 def test_references_belong_to_one_user(pool, settings, add_plan, subscribe, alice_granted):
     subscribe("s3", "bob", "pro", "2026-01-10")
     jobs.grant(pool, settings, date(2026, 3, 15))
-    ledger.consume(pool, "alice", 10, "order-1", at=BEFORE_EXPIRY)
-    bob = ledger.consume(pool, "bob", 10, "order-1", at=BEFORE_EXPIRY)
-    assert (bob.replayed, bob.balance) == (False, 90)
+    spend(pool, "alice", 10, "order-1", at=BEFORE_EXPIRY)
+    bob = spend(pool, "bob", 10, "order-1", at=BEFORE_EXPIRY)
+    assert (bob["replayed"], bob["balance"]) == (False, 90)
 
 
 @pytest.mark.parametrize(
@@ -243,8 +254,8 @@ def test_references_belong_to_one_user(pool, settings, add_plan, subscribe, alic
 def test_bad_consume_input_is_refused(
     pool, sql_run, alice_granted, user_id, amount, reference, message
 ):
-    with pytest.raises(ledger.ConsumeError, match=message):
-        ledger.consume(pool, user_id, amount, reference)
+    with pytest.raises(ledger.CreditsError, match=message):
+        spend(pool, user_id, amount, reference)
     assert balance_of(pool, "alice") == 150
 
 
@@ -261,8 +272,8 @@ def test_spend_that_loses_a_deadlock_is_retried_and_spends_once(
     pool, sql_run, alice_granted, lose_deadlocks, caplog
 ):
     lose_deadlocks("consume", db.ATTEMPTS - 1)
-    spent = ledger.consume(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
-    assert (spent.balance, spent.replayed) == (120, False)
+    spent = spend(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
+    assert (spent["balance"], spent["replayed"]) == (120, False)
     assert "DeadlockDetected, retrying" in caplog.text
     assert ledger_entries(sql_run, "alice")[-1] == ("consume", -30)
     assert len(ledger_entries(sql_run, "alice")) == 3
@@ -273,7 +284,7 @@ def test_spend_that_keeps_losing_deadlocks_is_refused_whole_after_bounded_retrie
 ):
     lose_deadlocks("consume", db.ATTEMPTS)
     with pytest.raises(psycopg.errors.DeadlockDetected):
-        ledger.consume(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
+        spend(pool, "alice", 30, "order-1", at=BEFORE_EXPIRY)
     assert balance_of(pool, "alice") == 150
     assert ledger_entries(sql_run, "alice") == [("grant", 100), ("grant", 50)]
     tries = sql_run("SELECT last_value FROM credits.lost_deadlocks")[0]["last_value"]

@@ -36,7 +36,7 @@ def test_a_batch_granted_while_expire_starts_does_not_deadlock_a_consumer(
 
     def expire():
         try:
-            outcome["expire"] = jobs.expire(pool, settings, at=NOW)
+            outcome["expire"] = jobs.expire(pool, settings, jobs.ExpireOptions(at=NOW))
         except Exception as exc:  # asserted on below
             outcome["expire"] = exc
 
@@ -62,4 +62,4 @@ def test_a_batch_granted_while_expire_starts_does_not_deadlock_a_consumer(
     assert isinstance(outcome["expire"], jobs.JobRun), outcome
     assert outcome["expire"].results["processedUsers"] == 1  # bob
     # alice's batch came due after expire had locked its users: the day's next pass takes it.
-    assert jobs.expire(pool, settings, at=NOW).results["processedUsers"] == 1
+    assert jobs.expire(pool, settings, jobs.ExpireOptions(at=NOW)).results["processedUsers"] == 1

@@ -171,7 +171,9 @@ class CreditsMachine(RuleBasedStateMachine):
             assert response.status_code == 200, response.get_json()
             results = response.get_json()["results"]
         else:
-            results = jobs.grant(self.pool, self.settings, run_date, dry_run=dry_run).results
+            results = jobs.grant(
+                self.pool, self.settings, run_date, jobs.GrantOptions(dry_run=dry_run)
+            ).results
         assert {name: results[name] for name in expected} == expected
         figures["batches granted"] += 0 if dry_run else expected["successful"]
         if not dry_run:
@@ -214,9 +216,10 @@ class CreditsMachine(RuleBasedStateMachine):
         amount = max(1, sum(b.remaining for b in self.model.spendable(user, at)) * share // 100)
         expected = self.model.consume(user, amount, reference, at)
         try:
-            outcome = ledger.consume(self.pool, user, amount, reference, at=at)
-            got = "replayed" if outcome.replayed else "spent"
-            assert outcome.balance == self.model.balance(user)
+            request = ledger.SpendRequest(user, reference, amount=amount, at=at)
+            outcome = ledger.spend(self.pool, request)
+            got = "replayed" if outcome["replayed"] else "spent"
+            assert outcome["balance"] == self.model.balance(user)
         except ledger.InsufficientCredits:
             got = "insufficient"
         except ledger.ReferenceReused:
@@ -358,7 +361,7 @@ class CreditsMachine(RuleBasedStateMachine):
     def expire(self, at):
         self.step("expire")
         expected = self.model.expire(at)
-        results = jobs.expire(self.pool, self.settings, at=at).results
+        results = jobs.expire(self.pool, self.settings, jobs.ExpireOptions(at=at)).results
         assert {name: results[name] for name in expected} == expected
         figures["batches expired"] += expected["processedBatches"]
         self.runs["expire"] += 1

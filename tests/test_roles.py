@@ -76,10 +76,11 @@ def test_jobs_and_spending_run_as_the_least_privileged_role(
         }
         assert client.get(grant, headers=auth).get_json()["results"]["skipped"] == 2
 
-        assert ledger.consume(role_pool, "alice", 120, "order-1", at=MARCH_20).balance == 30
-        assert ledger.consume(role_pool, "alice", 120, "order-1", at=MARCH_20).replayed
+        order_1 = ledger.SpendRequest("alice", "order-1", amount=120, at=MARCH_20)
+        assert ledger.spend(role_pool, order_1)["balance"] == 30
+        assert ledger.spend(role_pool, order_1)["replayed"]
         with pytest.raises(ledger.InsufficientCredits):
-            ledger.consume(role_pool, "alice", 31, "order-2", at=MARCH_20)
+            ledger.spend(role_pool, ledger.SpendRequest("alice", "order-2", amount=31, at=MARCH_20))
         assert ledger.balance(role_pool, "alice")[0] == 30
 
         response = client.get("/api/jobs/credits/expire", headers=auth)

@@ -151,8 +151,8 @@ def test_every_statement_is_a_named_sql_file_and_every_value_a_bound_parameter()
         assert isinstance(statement, ast.Subscript), where
         assert isinstance(statement.value, ast.Name) and statement.value.id == "queries", where
         if isinstance(statement.slice, ast.Attribute):
-            # queries[job.next_chunk]: a statement each Job names (jobs.GRANT, jobs.EXPIRE).
-            names = [getattr(job, statement.slice.attr) for job in (jobs.GRANT, jobs.EXPIRE)]
+            # queries[job.next_chunk]: a statement each Job names (jobs.Grant, jobs.Expire).
+            names = [getattr(job, statement.slice.attr) for job in (jobs.Grant, jobs.Expire)]
         else:
             assert isinstance(statement.slice, ast.Constant), where
             names = [statement.slice.value]

@@ -2,7 +2,6 @@
 
 import json
 import os
-import runpy
 import select
 import socket
 import subprocess
@@ -12,6 +11,7 @@ import time
 
 import psycopg
 
+from credits.web import worker
 from testing import SECRET
 from testing.served import ROOT, Served, call
 
@@ -103,7 +103,7 @@ def raw_request(port, data, timeout=10):
 def test_idle_and_half_sent_connections_do_not_stop_healthz(database_url):
     """More silent connections than the worker has threads, and half-sent heads; /healthz answers.
 
-    A half-sent head holds a thread for up to gunicorn.conf.CLIENT_IO_TIMEOUT a read, so fewer
+    A half-sent head holds a thread for up to credits.web.worker.CLIENT_IO_TIMEOUT a read, so fewer
     of them than the worker has threads.
     """
     served = Served({"DATABASE_URL": database_url, "CRON_SECRET": SECRET, "WEB_CONCURRENCY": "1"})
@@ -214,7 +214,7 @@ def test_clients_dribbling_a_request_head_do_not_stop_healthz(database_url):
 
     The clients a thread could not take at once wait for one, then have their own deadline.
     """
-    deadline = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["REQUEST_DEADLINE"]
+    deadline = worker.REQUEST_DEADLINE
     served = Served({"DATABASE_URL": database_url, "CRON_SECRET": SECRET, "WEB_CONCURRENCY": "1"})
     line = f"GET /api/jobs/credits/grant?token={SECRET} HTTP/1.1\r\nX-Slow: ".encode()
     records = [{} for _ in range(6)]  # gunicorn.conf.py: 4 threads

@@ -21,7 +21,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from credits import db
-from credits.console import csrf, operators
+from credits.console import operators
+from credits.console.site import csrf
 
 P = ParamSpec("P")
 R = TypeVar("R")

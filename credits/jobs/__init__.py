@@ -1,22 +1,21 @@
 """The two daily jobs: grant the month's credits, expire batches past their date.
 
-job.py says what the engine asks of a job; engine.py works a job's passes in stripes and
-chunks; grant.py and expire.py are the two jobs. This module is what the rest of the service
-calls.
+job.py says what the engine asks of a job; engine.py works a job's passes, stripes.py their
+stripes chunk by chunk, budget.py the time a run may take; grant.py and expire.py are the two
+jobs; params.py reads a run's parameters and body.py writes what a run did. This module is
+what the rest of the service calls.
 """
 
 from credits.jobs.engine import JobAlreadyRunning
-from credits.jobs.expire import Expire, expire
-from credits.jobs.grant import Grant, grant
+from credits.jobs.expire import Expire, ExpireOptions, expire
+from credits.jobs.grant import Grant, GrantOptions, grant
 from credits.jobs.job import JobRun
 
-# The two jobs, by the names the rest of the service knows them (their names, counts, order).
-GRANT = Grant
-EXPIRE = Expire
-
 __all__ = [
-    "EXPIRE",
-    "GRANT",
+    "Expire",
+    "ExpireOptions",
+    "Grant",
+    "GrantOptions",
     "JobAlreadyRunning",
     "JobRun",
     "expire",

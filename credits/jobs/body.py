@@ -5,7 +5,7 @@ The routes answer it and the command line prints it, so both say a run the same 
 
 from typing import Any
 
-from credits.jobs import JobRun
+from credits.jobs.job import JobRun
 
 
 def run_body(run: JobRun) -> dict[str, Any]:
