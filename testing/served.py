@@ -8,15 +8,34 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # The settings a launched service takes from its caller only, never from this environment.
 SCRUB = ("DATABASE_URL", "CRON_SECRET")
+
+
+@contextmanager
+def in_a_thread(app) -> Iterator[str]:
+    """The app answering HTTP on a free local port, in this process, as a platform or a browser
+    would reach it; answers its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 class DidNotStart(RuntimeError):

@@ -3,14 +3,13 @@ viewer's, with a screenshot of each page in the test's folder and in .screens/."
 
 import importlib.util
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from credits import ledger
 from credits.console import operators
+from testing.served import in_a_thread
 from tests.console_support import KEY, PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,12 +50,8 @@ def alice(console):
 @pytest.fixture
 def served(console):
     """The console answering HTTP on a free local port."""
-    server = make_server("127.0.0.1", 0, console, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    with in_a_thread(console) as url:
+        yield url
 
 
 @pytest.fixture
@@ -87,8 +82,14 @@ def sign_in(page, base, name):
     assert page.url.endswith("/admin/login?next=/admin/")
     page.fill("input[name=name]", name)
     page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    follow(page, "button[type=submit]")
     page.wait_for_url(f"{base}/admin/")
+
+
+def follow(page, selector):
+    """Click what takes the page elsewhere, and wait until the new page has loaded."""
+    with page.expect_navigation():
+        page.click(selector)
 
 
 def chart_data(page, canvas_id):
@@ -112,40 +113,40 @@ def test_an_operator_looks_alice_up_pages_her_statement_grants_25_and_signs_out(
     sign_in(page, served, "ann")
     screenshot(page, "overview")
 
-    page.click("nav >> text=Users")
+    follow(page, "nav >> text=Users")
     page.fill("input[name=q]", "ali")
-    page.click("button:has-text('Search')")
-    page.click("a:has-text('alice')")
+    follow(page, "button:has-text('Search')")
+    follow(page, "a:has-text('alice')")
     assert page.inner_text("#balance") == "110"
     assert page.locator("#statement >> text=Reverse…").count() == 1  # one spend, 8 entries
     screenshot(page, "user")
     assert page.locator("#statement tbody tr").count() == 25
-    page.click("#older")
+    follow(page, "#older")
     # 30 grants and a spend of 40 drawn from 8 of them: 38 entries, 25 a page.
     assert page.locator("#statement tbody tr").count() == 13
     assert "bonus-00" in page.inner_text("#statement")
     screenshot(page, "user-older")
 
-    page.click("text=← Newest")
+    follow(page, "text=← Newest")
     page.fill("input[name=amount]", "25")
     page.fill("input[name=reason]", "Support ticket 4711")
-    page.click("button:has-text('Review grant')")
+    follow(page, "button:has-text('Review grant')")
     assert page.inner_text("#new-balance") == "135"
     assert sql_run("SELECT balance FROM credits.balances")[0]["balance"] == 110  # not yet
     screenshot(page, "confirm-grant")
-    page.click("button:has-text('Grant 25 credits')")
+    follow(page, "button:has-text('Grant 25 credits')")
     page.wait_for_url(f"{served}/admin/users/alice")
     assert "Granted 25 credits to alice: balance 135." in page.inner_text(".flash")
     assert page.inner_text("#balance") == "135"
     screenshot(page, "granted")
 
-    page.click("nav >> text=Audit")
+    follow(page, "nav >> text=Audit")
     assert "Support ticket 4711" in page.inner_text("#audit")
     screenshot(page, "audit")
-    page.click("nav >> text=Runs")
+    follow(page, "nav >> text=Runs")
     screenshot(page, "runs")
 
-    page.click("button:has-text('Sign out')")
+    follow(page, "button:has-text('Sign out')")
     page.wait_for_url(f"{served}/admin/login")
     page.goto(f"{served}/admin/users/alice")
     assert "/admin/login" in page.url
@@ -173,7 +174,7 @@ def test_the_charts_are_drawn_from_the_ledgers_sums(
     assert chart_data(page, "outstanding-chart")["Outstanding"][-1] == sums["outstanding"]
     assert len(chart_data(page, "durations-chart")["expire run (s)"]) == 1
 
-    page.click("nav >> text=Finance")
+    follow(page, "nav >> text=Finance")
     months = chart_data(page, "finance-flows-chart")
     assert sum(months["Granted"]) == 150 and sum(months["Spent"]) == 40
     assert chart_data(page, "finance-outstanding-chart")["Outstanding"][-1] == 110

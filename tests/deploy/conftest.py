@@ -1,11 +1,9 @@
 """Fixtures for running the deploy/ files against the service, or against a stand-in."""
 
-import threading
-
 import pytest
-from werkzeug.serving import make_server
 
 from testing.seeders import DUE_ON_THE_FIRST
+from testing.served import in_a_thread
 
 from .support import Scripted
 
@@ -20,12 +18,8 @@ def due_subscription(add_plan, subscribe):
 @pytest.fixture
 def service(app):
     """The service answering HTTP on a free local port, as a platform would reach it."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    with in_a_thread(app) as url:
+        yield url
 
 
 @pytest.fixture
