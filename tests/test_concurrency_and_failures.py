@@ -272,9 +272,12 @@ def test_schema_applies_again_and_from_several_workers_at_once(server_url):
         assert [t[0] for t in tables] == [
             "balances",
             "batches",
+            "console_actions",
+            "console_sign_in_failures",
             "job_progress",
             "job_runs",
             "limits",
+            "operators",
             "packages",
             "plans",
             "registration",

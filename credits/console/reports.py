@@ -3,10 +3,14 @@
 import csv
 import io
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from credits.db import Pool, connection, queries
+from psycopg import Cursor
+from psycopg.rows import DictRow
+
+from credits.db import Connection, Pool, connection, queries
 
 Row = dict[str, Any]
 
@@ -22,15 +26,15 @@ JOB_COLOURS = {"grant": "#17794a", "expire": "#c77d12"}
 RUN_STATUSES = ("running", "succeeded", "partial", "failed", "abandoned")
 
 
-def _rows(query: str, params: dict[str, Any] | None = None, *, pool: Pool) -> list[Row]:
-    """The rows a named statement answers."""
+def _rows(pool: Pool, run: Callable[[Connection], Cursor[DictRow]]) -> list[Row]:
+    """The rows a statement answers, run(conn) executing it on a connection of the pool."""
     with connection(pool) as conn:
-        return [dict(row) for row in conn.execute(queries[query], params).fetchall()]
+        return [dict(row) for row in run(conn).fetchall()]
 
 
 def ledger_by_day(pool: Pool, days: int = CHART_DAYS) -> list[Row]:
     """Each of the last days: granted, spent, expired, voided and the outstanding balance."""
-    return _rows("ledger_by_day", {"days": days}, pool=pool)
+    return _rows(pool, lambda conn: conn.execute(queries["ledger_by_day"], {"days": days}))
 
 
 def _label(row: Row, period: str) -> str:
@@ -67,7 +71,7 @@ def outstanding_chart(rows: list[Row], period: str) -> dict[str, Any]:
 
 def durations_chart(pool: Pool, days: int = CHART_DAYS) -> dict[str, Any]:
     """Each finished run's duration in seconds, one series per job, in the order they ran."""
-    runs = _rows("job_run_durations", {"days": days}, pool=pool)
+    runs = _rows(pool, lambda conn: conn.execute(queries["job_run_durations"], {"days": days}))
     return {
         "type": "bar",
         "labels": [run["started_at"].strftime("%Y-%m-%d %H:%M") for run in runs],
@@ -84,7 +88,7 @@ def durations_chart(pool: Pool, days: int = CHART_DAYS) -> dict[str, Any]:
 
 def ledger_by_month(pool: Pool) -> list[Row]:
     """Each month: granted (in all and by source), spent, expired, voided, outstanding."""
-    return _rows("ledger_by_month", pool=pool)
+    return _rows(pool, lambda conn: conn.execute(queries["ledger_by_month"]))
 
 
 def sources(months: list[Row]) -> list[str]:
@@ -139,19 +143,31 @@ def job_runs(
         "before_id": before[1] if before else None,
         "limit": limit,
     }
-    return _rows("console_job_runs", params, pool=pool)
+    return _rows(pool, lambda conn: conn.execute(queries["console_job_runs"], params))
 
 
 def find_users(pool: Pool, prefix: str, limit: int = 50) -> list[Row]:
     """Users whose id starts with prefix, with their balance."""
-    return _rows("find_users", {"prefix": prefix, "limit": limit}, pool=pool)
+    return _rows(
+        pool, lambda conn: conn.execute(queries["find_users"], {"prefix": prefix, "limit": limit})
+    )
 
 
 def user_batches(pool: Pool, user_id: str, limit: int = 500) -> list[Row]:
     """The user's batches, active first."""
-    return _rows("list_user_batches", {"user_id": user_id, "limit": limit}, pool=pool)
+    return _rows(
+        pool,
+        lambda conn: conn.execute(
+            queries["list_user_batches"], {"user_id": user_id, "limit": limit}
+        ),
+    )
 
 
 def console_actions(pool: Pool, before: int | None, limit: int) -> list[Row]:
     """One page of the console's actions, newest first."""
-    return _rows("list_console_actions", {"before": before, "limit": limit}, pool=pool)
+    return _rows(
+        pool,
+        lambda conn: conn.execute(
+            queries["list_console_actions"], {"before": before, "limit": limit}
+        ),
+    )
