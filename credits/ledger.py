@@ -1,5 +1,5 @@
 """The credits interface: one-off grants, packs, the sign-up bonus, spending, reversals, voids,
-the account and the statement. Each is one call of its SQL function (sql/schema/, the
+the account and the statement. Each is one call of its SQL function (sql/functions/, the
 reference in docs/API.md), so Python, the command line and any app share one implementation.
 """
 

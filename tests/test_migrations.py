@@ -1,10 +1,12 @@
 """Migrations: a database of any supported release, upgraded, equals a fresh install."""
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -68,9 +70,12 @@ def empty_url(server_url):
         yield url
 
 
-def test_the_migrations_give_the_schema_written_in_sql_schema(fresh_install, empty_url):
-    for path in sorted((db.SQL_DIR / "schema").glob("*.sql")):
-        run(empty_url, path.read_bytes())
+def test_the_tables_written_to_be_read_and_the_later_migrations_give_a_fresh_install(
+    fresh_install, empty_url
+):
+    run(empty_url, (db.SQL_DIR / "schema" / "tables.sql").read_bytes())
+    run(empty_url, "INSERT INTO credits.schema_migrations (version, name) VALUES (1, 'x')")
+    migrate(empty_url)
     assert schema_dump(empty_url) == fresh_install
 
 
@@ -179,3 +184,72 @@ def test_no_sql_file_outside_the_migrations_is_over_400_lines():
         and (lines := len(path.read_text(encoding="utf-8").splitlines())) > 400
     }
     assert long == {}
+
+
+@pytest.fixture
+def changed_function(tmp_path, monkeypatch):
+    """The function files with one function changed, as the next release would ship them."""
+    for path in db.FUNCTIONS_DIR.glob("*.sql"):
+        shutil.copy(path, tmp_path)
+    (tmp_path / "20_job_functions.sql").write_text(
+        (db.FUNCTIONS_DIR / "20_job_functions.sql").read_text(encoding="utf-8")
+        + "\nCREATE OR REPLACE FUNCTION credits.next_release() RETURNS int LANGUAGE sql"
+        + " AS $$ SELECT 1 $$;\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(db, "FUNCTIONS_DIR", tmp_path)
+
+
+def recorded_functions(database_url):
+    return {
+        row["file"]: row["applied_at"]
+        for row in run(database_url, "TABLE credits.schema_functions")
+    }
+
+
+def test_a_changed_function_file_is_applied_again_and_only_it(database_url, changed_function):
+    before = recorded_functions(database_url)
+    assert set(before) == {path.name for path in db.FUNCTIONS_DIR.glob("*.sql")}
+    start_service(database_url)
+    assert run(database_url, "SELECT credits.next_release() AS one") == [{"one": 1}]
+    after = recorded_functions(database_url)
+    assert {file for file in after if after[file] != before[file]} == {"20_job_functions.sql"}
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        assert db.migrate(conn) == []  # up to date: only read
+
+
+def test_a_service_that_may_not_apply_the_schema_refuses_a_changed_function_file(
+    database_url, changed_function
+):
+    settings = config.Settings.from_mapping(
+        {"DATABASE_URL": database_url, "CREDITS_APPLY_SCHEMA": "false"}
+    )
+    pool = db.open_pool(settings, 1)
+    try:
+        with pytest.raises(db.SchemaMissing, match="out of date"):
+            db.prepare(pool)
+    finally:
+        pool.close()
+
+
+def test_the_functions_migration_for_a_host_tool_leaves_the_functions_current(
+    fresh_install, empty_url, tmp_path
+):
+    """What a host's tool applies: the migrations' files, then the functions' file the CLI
+    writes; the service then has nothing to apply."""
+    for migration in db.migrations():
+        run(empty_url, migration.sql)
+    written = tmp_path / "functions.sql"
+    result = subprocess.run(
+        [sys.executable, "-m", "credits", "functions-migration", str(written)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(result.stdout)["files"] == [f.file for f in db.function_files()]
+    run(empty_url, written.read_bytes())
+    run(empty_url, written.read_bytes())  # again: a later release's tool may apply it twice
+    with psycopg.connect(empty_url, autocommit=True, row_factory=dict_row) as conn:
+        assert db.schema_is_current(conn)
+    assert schema_dump(empty_url) == fresh_install

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import sys
 from datetime import date, timezone
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,16 @@ def init_db(obj: Context) -> None:
     obj.settings = dataclasses.replace(obj.settings, apply_schema=True)
     db.prepare(obj.pool)
     click.echo("Schema credits is up to date.")
+
+
+@cli.command("functions-migration")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+def functions_migration(path: str) -> None:
+    """Write the schema's functions (sql/functions/) as one SQL file for a host's migration
+    tool: a new migration of that tool whenever a release changes them (docs/DATABASE.md)."""
+    Path(path).write_text(db.functions_migration(), encoding="utf-8")
+    files = [functions.file for functions in db.function_files()]
+    click.echo(json.dumps({"path": path, "files": files}))
 
 
 @cli.command("db-url")

@@ -1,7 +1,9 @@
--- The credits schema as it stands, to read: its tables and indexes here, then the jobs'
--- functions (20), the argument checks (30) and the app's functions (40 to 60); who may do
--- what is sql/roles.sql. A database gets it from sql/migrations/, which
--- tests/test_migrations.py keeps equal to these files (docs/DATABASE.md, Migrations).
+-- The credits tables and indexes as migration 0001 leaves them, written to be read (0001
+-- itself is the in-place upgrade of every release before migrations). Each later migration
+-- adds its own concern's tables and is read as it is (0002: the console's); the functions are
+-- sql/functions/, who may do what is sql/roles.sql. tests/test_migrations.py keeps this file,
+-- followed by the later migrations and the functions, equal to a database migrated from
+-- nothing (docs/DATABASE.md, Migrations).
 
 CREATE SCHEMA credits;
 

@@ -1,5 +1,5 @@
 -- Spending, reversing a spend and voiding a one-off grant (the rules of every writing
--- function: sql/schema/40_grants.sql).
+-- function: 40_grants.sql).
 
 -- Spend credits of one user at `at`: amount, or a service's cost times quantity. Soonest-
 -- expiring batch first, never-expiring last, never from a batch past its date; all or nothing
