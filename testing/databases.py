@@ -10,7 +10,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
-from credits import db
+from credits import schema
 from testing import clock
 
 
@@ -74,7 +74,7 @@ def create_template(server_url):
 def migrate(database_url):
     """Apply the migrations the database has not had, as the service does at start."""
     with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
-        db.migrate(conn)
+        schema.migrate(conn)
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from credits import db, jobs
+from credits import jobs, schema
 
 MARCH_20 = datetime(2026, 3, 20, tzinfo=timezone.utc)
 
@@ -512,7 +512,7 @@ def test_the_schema_upgrades_a_database_of_the_previous_release(sql_run):
         INSERT INTO credits.balances VALUES ('alice', 10);
         """
     )
-    first = db.migrations()[0]  # its in-place rules, run by hand on a database that had it
+    first = schema.migrations()[0]  # its in-place rules, run by hand on a database that had it
     sql_run(first.sql)
     sql_run(first.sql)  # and again: nothing left to change
     for n in (1, 2):  # two spends from the one batch, both reversed

@@ -8,7 +8,7 @@ import sys
 import psycopg
 from psycopg.rows import dict_row
 
-from credits import db
+from credits import schema
 from testing.dumps import schema_dump
 from tests.test_migrations import empty_url, fresh_install  # noqa: F401 (fixtures)
 from tests.test_node_example import EXAMPLE, as_url, node_modules, pytestmark  # noqa: F401
@@ -18,7 +18,7 @@ def drizzle_folder(out):
     """Each migration as one of Drizzle's, then the functions as one more, in its journal."""
     (out / "meta").mkdir(parents=True)
     tags = []
-    for migration in sorted(db.MIGRATIONS_DIR.glob("*.sql")):
+    for migration in sorted(schema.MIGRATIONS_DIR.glob("*.sql")):
         (out / migration.name).write_bytes(migration.read_bytes())
         tags.append(migration.stem)
     tags.append(f"{len(tags) + 1:04d}_credits_functions")
@@ -64,6 +64,6 @@ def test_drizzle_kit_migrate_gives_a_fresh_install_the_service_finds_current(
 
     assert schema_dump(empty_url) == fresh_install
     with psycopg.connect(empty_url, autocommit=True, row_factory=dict_row) as conn:
-        assert db.schema_is_current(conn)
+        assert schema.schema_is_current(conn)
         applied = conn.execute("SELECT count(*) AS n FROM drizzle.__drizzle_migrations")
         assert applied.fetchone() == {"n": len(tags)}

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from credits import config, db
+from credits import config, db, schema
 from testing.databases import migrate, scratch_database
 from testing.dumps import client_program, schema_dump
 from testing.invariant import invariant_violations
@@ -99,7 +99,7 @@ def test_each_migration_records_itself_once(empty_url):
     migrate(empty_url)  # nothing left to apply
     recorded = run(empty_url, db.queries["list_migrations"])
     assert [(row["version"], row["name"]) for row in recorded] == [
-        (migration.version, migration.name) for migration in db.migrations()
+        (migration.version, migration.name) for migration in schema.migrations()
     ]
 
 
@@ -108,21 +108,22 @@ def test_an_applied_migration_file_never_changes():
     manifest = dict(
         reversed(line.split()) for line in (FIXTURES / "migrations.sha256").read_text().splitlines()
     )
-    assert {path.name for path in db.MIGRATIONS_DIR.glob("*.sql")} == set(manifest)
+    assert {path.name for path in schema.MIGRATIONS_DIR.glob("*.sql")} == set(manifest)
     for name, digest in manifest.items():
-        assert hashlib.sha256((db.MIGRATIONS_DIR / name).read_bytes()).hexdigest() == digest, name
+        text = (schema.MIGRATIONS_DIR / name).read_bytes()
+        assert hashlib.sha256(text).hexdigest() == digest, name
 
 
 @pytest.fixture
 def next_release(tmp_path, monkeypatch):
     """The migrations with one more file, as the next release would ship them."""
-    for path in db.MIGRATIONS_DIR.glob("*.sql"):
+    for path in schema.MIGRATIONS_DIR.glob("*.sql"):
         shutil.copy(path, tmp_path)
     (tmp_path / "9999_next_release.sql").write_text(
         "CREATE TABLE credits.next_release (id integer);\n"
         "INSERT INTO credits.schema_migrations (version, name) VALUES (9999, 'next_release');\n"
     )
-    monkeypatch.setattr(db, "MIGRATIONS_DIR", tmp_path)
+    monkeypatch.setattr(schema, "MIGRATIONS_DIR", tmp_path)
 
 
 def test_a_service_that_may_not_apply_the_schema_refuses_one_with_a_migration_pending(
@@ -151,7 +152,7 @@ def test_a_failed_migration_leaves_nothing_behind_and_the_ones_before_it_applied
         start_service(empty_url)
     assert run(empty_url, "SELECT to_regclass('credits.next_release') AS t") == [{"t": None}]
     with psycopg.connect(empty_url, autocommit=True, row_factory=dict_row) as conn:
-        assert [migration.version for migration in db.pending_migrations(conn)] == [9999]
+        assert [migration.version for migration in schema.pending_migrations(conn)] == [9999]
 
 
 def test_the_plain_psql_loop_of_database_md_installs_the_schema_and_can_run_again(
@@ -180,7 +181,7 @@ def test_no_sql_file_outside_the_migrations_is_over_400_lines():
     long = {
         str(path.relative_to(db.SQL_DIR)): lines
         for path in db.SQL_DIR.rglob("*.sql")
-        if db.MIGRATIONS_DIR not in path.parents
+        if schema.MIGRATIONS_DIR not in path.parents
         and (lines := len(path.read_text(encoding="utf-8").splitlines())) > 400
     }
     assert long == {}
@@ -189,15 +190,15 @@ def test_no_sql_file_outside_the_migrations_is_over_400_lines():
 @pytest.fixture
 def changed_function(tmp_path, monkeypatch):
     """The function files with one function changed, as the next release would ship them."""
-    for path in db.FUNCTIONS_DIR.glob("*.sql"):
+    for path in schema.FUNCTIONS_DIR.glob("*.sql"):
         shutil.copy(path, tmp_path)
     (tmp_path / "20_job_functions.sql").write_text(
-        (db.FUNCTIONS_DIR / "20_job_functions.sql").read_text(encoding="utf-8")
+        (schema.FUNCTIONS_DIR / "20_job_functions.sql").read_text(encoding="utf-8")
         + "\nCREATE OR REPLACE FUNCTION credits.next_release() RETURNS int LANGUAGE sql"
         + " AS $$ SELECT 1 $$;\n",
         encoding="utf-8",
     )
-    monkeypatch.setattr(db, "FUNCTIONS_DIR", tmp_path)
+    monkeypatch.setattr(schema, "FUNCTIONS_DIR", tmp_path)
 
 
 def recorded_functions(database_url):
@@ -209,13 +210,13 @@ def recorded_functions(database_url):
 
 def test_a_changed_function_file_is_applied_again_and_only_it(database_url, changed_function):
     before = recorded_functions(database_url)
-    assert set(before) == {path.name for path in db.FUNCTIONS_DIR.glob("*.sql")}
+    assert set(before) == {path.name for path in schema.FUNCTIONS_DIR.glob("*.sql")}
     start_service(database_url)
     assert run(database_url, "SELECT credits.next_release() AS one") == [{"one": 1}]
     after = recorded_functions(database_url)
     assert {file for file in after if after[file] != before[file]} == {"20_job_functions.sql"}
     with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
-        assert db.migrate(conn) == []  # up to date: only read
+        assert schema.migrate(conn) == []  # up to date: only read
 
 
 def test_a_service_that_may_not_apply_the_schema_refuses_a_changed_function_file(
@@ -237,7 +238,7 @@ def test_the_functions_migration_for_a_host_tool_leaves_the_functions_current(
 ):
     """What a host's tool applies: the migrations' files, then the functions' file the CLI
     writes; the service then has nothing to apply."""
-    for migration in db.migrations():
+    for migration in schema.migrations():
         run(empty_url, migration.sql)
     written = tmp_path / "functions.sql"
     result = subprocess.run(
@@ -247,9 +248,9 @@ def test_the_functions_migration_for_a_host_tool_leaves_the_functions_current(
         text=True,
         check=True,
     )
-    assert json.loads(result.stdout)["files"] == [f.file for f in db.function_files()]
+    assert json.loads(result.stdout)["files"] == [f.file for f in schema.function_files()]
     run(empty_url, written.read_bytes())
     run(empty_url, written.read_bytes())  # again: a later release's tool may apply it twice
     with psycopg.connect(empty_url, autocommit=True, row_factory=dict_row) as conn:
-        assert db.schema_is_current(conn)
+        assert schema.schema_is_current(conn)
     assert schema_dump(empty_url) == fresh_install

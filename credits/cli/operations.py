@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from credits import db, jobs, ledger, monitor, plans
+from credits import db, jobs, ledger, monitor, plans, schema
 from credits.cli.base import Context, cli, fail_on
 from credits.jobs import body, params
 
@@ -37,8 +37,8 @@ def init_db(obj: Context) -> None:
 def functions_migration(path: str) -> None:
     """Write the schema's functions (sql/functions/) as one SQL file for a host's migration
     tool: a new migration of that tool whenever a release changes them (docs/DATABASE.md)."""
-    Path(path).write_text(db.functions_migration(), encoding="utf-8")
-    files = [functions.file for functions in db.function_files()]
+    Path(path).write_text(schema.functions_migration(), encoding="utf-8")
+    files = [functions.file for functions in schema.function_files()]
     click.echo(json.dumps({"path": path, "files": files}))
 
 
