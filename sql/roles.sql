@@ -30,8 +30,10 @@ BEGIN
     EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), service_role);
     EXECUTE format('GRANT USAGE ON SCHEMA credits TO %I', service_role);
 
-    -- Which migrations the database has had: read at start, to refuse an out-of-date schema.
-    EXECUTE format('GRANT SELECT ON credits.schema_migrations TO %I', service_role);
+    -- Which migrations and function files the database has had: read at start, to refuse an
+    -- out-of-date schema.
+    EXECUTE format('GRANT SELECT ON credits.schema_migrations, credits.schema_functions TO %I',
+                   service_role);
 
     -- Input written by the host app: read only.
     EXECUTE format('GRANT SELECT ON credits.plans, credits.subscriptions TO %I', service_role);
