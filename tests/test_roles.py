@@ -265,7 +265,8 @@ def test_the_app_role_calls_every_function_of_the_interface(app_role_url, app_ca
         # and the helpers the functions share, are not the app's to call.
         "SELECT credits.spend_at('2020-01-01', 'alice', 5, NULL, NULL, 'r')",
         "SELECT credits.grant_credits_at(now(), 'alice', 5, 'bonus', 'r')",
-        "SELECT credits.grant_batch('alice', 5, 'bonus', 'r', NULL, NULL, false, true)",
+        "SELECT credits.grant_batch('alice', 5, 'bonus', 'r', NULL, NULL,"
+        " capped => false, strict_replay => true)",
         "SELECT credits.account_at(now(), 'alice')",
         "CREATE FUNCTION credits.spend(text) RETURNS int LANGUAGE sql AS 'SELECT 1'",
     ],

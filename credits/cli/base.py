@@ -15,9 +15,6 @@ from credits import config, db, ledger, plans
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# The largest amount of credits the ledger stores (a PostgreSQL integer); more is a usage error.
-MAX_CREDITS = 2**31 - 1
-
 
 class Context:
     """Settings and a pool opened on first use, closed when the command ends."""

@@ -6,7 +6,8 @@ from datetime import timezone
 import click
 
 from credits import ledger
-from credits.cli.base import MAX_CREDITS, Context, cli, fail_on
+from credits.cli.base import Context, cli, fail_on
+from credits.limits import MAX_CREDITS
 
 
 def _deprecated(old: str, new: str) -> None:

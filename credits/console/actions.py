@@ -17,9 +17,8 @@ from psycopg.types.json import Jsonb
 from credits import ledger
 from credits.console.operators import Operator
 from credits.db import DatabaseUnavailable, Pool, connection, one, queries
+from credits.limits import MAX_CREDITS, MAX_VALIDITY_DAYS
 
-MAX_CREDITS = 2**31 - 1  # the most a batch holds (a PostgreSQL integer)
-MAX_VALIDITY_DAYS = 36_500
 MAX_REASON_LENGTH = 500
 # A console grant's reference: this prefix and the form's idempotency key (a UUID).
 REFERENCE_PREFIX = "console:"

@@ -1,9 +1,10 @@
 -- Argument checks: each raises a clear error naming the argument, or answers the value. They
 -- run inside the app's functions (40_grants.sql, 50_spending.sql, 60_account_and_calls.sql),
 -- under their fixed search_path (no SET of their own: a SET on every call costs as much as a
--- check).
+-- check). The limits are written once, in migration 0004: credits.max_credits(),
+-- credits.max_validity_days() and credits.max_text_length().
 
-CREATE OR REPLACE FUNCTION credits.checked_text(value text, name text, max_length integer)
+CREATE OR REPLACE FUNCTION credits.checked_text(value text, name text)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 AS $$
@@ -12,9 +13,9 @@ BEGIN
         RAISE EXCEPTION '% must not be null', name USING ERRCODE = '22004';
     ELSIF btrim(value) = '' THEN
         RAISE EXCEPTION '% must not be empty', name USING ERRCODE = '22023';
-    ELSIF length(value) > max_length THEN
-        RAISE EXCEPTION '% must be at most % characters, got %', name, max_length, length(value)
-            USING ERRCODE = '22001';
+    ELSIF length(value) > credits.max_text_length() THEN
+        RAISE EXCEPTION '% must be at most % characters, got %', name, credits.max_text_length(),
+            length(value) USING ERRCODE = '22001';
     ELSIF value ~ '[[:cntrl:]]' THEN
         RAISE EXCEPTION '% must not contain control characters', name USING ERRCODE = '22023';
     END IF;
@@ -32,8 +33,8 @@ BEGIN
     ELSIF value <= 0 THEN
         RAISE EXCEPTION '% must be a whole number above 0, got %', name, value
             USING ERRCODE = '22023';
-    ELSIF value > 2147483647 THEN
-        RAISE EXCEPTION '% must be at most 2147483647, got %', name, value
+    ELSIF value > credits.max_credits() THEN
+        RAISE EXCEPTION '% must be at most %, got %', name, credits.max_credits(), value
             USING ERRCODE = '22003';
     END IF;
     RETURN value;
@@ -46,7 +47,7 @@ RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 BEGIN
-    IF credits.checked_text(value, 'reference_id', 200) ~ '^(subscription|registration|expire):' THEN
+    IF credits.checked_text(value, 'reference_id') ~ '^(subscription|registration|expire):' THEN
         RAISE EXCEPTION 'reference_id must not start with subscription:, registration: or expire:'
             USING ERRCODE = '22023';
     END IF;
@@ -68,18 +69,18 @@ BEGIN
         IF validity_days <= 0 THEN
             RAISE EXCEPTION 'validity_days must be a whole number above 0, got %', validity_days
                 USING ERRCODE = '22023';
-        ELSIF validity_days > 36500 THEN
-            RAISE EXCEPTION 'validity_days must be at most 36500, got %', validity_days
-                USING ERRCODE = '22003';
+        ELSIF validity_days > credits.max_validity_days() THEN
+            RAISE EXCEPTION 'validity_days must be at most %, got %', credits.max_validity_days(),
+                validity_days USING ERRCODE = '22003';
         END IF;
         RETURN at + make_interval(days => validity_days::integer);
     ELSIF expires_at IS NOT NULL THEN
         IF expires_at <= at THEN
             RAISE EXCEPTION 'expires_at must be in the future, got %', expires_at
                 USING ERRCODE = '22023';
-        ELSIF expires_at > at + interval '36500 days' THEN
-            RAISE EXCEPTION 'expires_at must be within 36500 days, got %', expires_at
-                USING ERRCODE = '22003';
+        ELSIF expires_at > at + make_interval(days => credits.max_validity_days()) THEN
+            RAISE EXCEPTION 'expires_at must be within % days, got %', credits.max_validity_days(),
+                expires_at USING ERRCODE = '22003';
         END IF;
     END IF;
     RETURN expires_at;

@@ -49,7 +49,7 @@ BEGIN
                 quote_literal(v_batch.user_id)
                 USING ERRCODE = 'CR002';
         END IF;
-        RETURN credits.grant_answer(v_batch, v_balance, true);
+        RETURN credits.grant_answer(v_batch, v_balance, replayed => true);
     END IF;
 
     IF capped THEN
@@ -78,7 +78,7 @@ BEGIN
            (user_id, batch_id, type, amount, reference_id, balance_after, metadata)
     VALUES (grant_batch.user_id, v_batch.id, 'grant', grant_batch.amount,
             grant_batch.reference_id, v_balance, grant_batch.metadata);
-    RETURN credits.grant_answer(v_batch, v_balance, false);
+    RETURN credits.grant_answer(v_batch, v_balance, replayed => false);
 END
 $$;
 
@@ -108,7 +108,7 @@ BEGIN
             coalesce(quote_literal(source), 'null') USING ERRCODE = '22023';
     END IF;
     RETURN credits.grant_batch(
-        credits.checked_text(user_id, 'user_id', 200),
+        credits.checked_text(user_id, 'user_id'),
         credits.checked_count(amount, 'amount'),
         source,
         credits.checked_grant_reference(reference_id),
@@ -131,7 +131,7 @@ DECLARE
     v_package credits.packages;
     v_answer jsonb;
 BEGIN
-    PERFORM credits.checked_text(user_id, 'user_id', 200);
+    PERFORM credits.checked_text(user_id, 'user_id');
     PERFORM credits.checked_grant_reference(reference_id);
     v_package := credits.known_package(package_id);
     v_answer := credits.grant_batch(
@@ -153,7 +153,7 @@ DECLARE
     v_package credits.packages;
 BEGIN
     SELECT * INTO v_package FROM credits.packages p
-     WHERE p.package_id = credits.checked_text(known_package.package_id, 'package_id', 200);
+     WHERE p.package_id = credits.checked_text(known_package.package_id, 'package_id');
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown package %', quote_literal(package_id) USING ERRCODE = 'CR004';
     END IF;
@@ -173,7 +173,7 @@ DECLARE
     v_balance bigint;
     v_cap bigint;
 BEGIN
-    PERFORM credits.checked_text(user_id, 'user_id', 200);
+    PERFORM credits.checked_text(user_id, 'user_id');
     v_package := credits.known_package(package_id);
     SELECT coalesce((SELECT b.balance FROM credits.balances b
                       WHERE b.user_id = can_buy_package.user_id), 0) INTO v_balance;
@@ -195,7 +195,7 @@ AS $$
 DECLARE
     v_registration credits.registration;
 BEGIN
-    PERFORM credits.checked_text(user_id, 'user_id', 200);
+    PERFORM credits.checked_text(user_id, 'user_id');
     SELECT * INTO v_registration FROM credits.registration;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no sign-up bonus is configured ([registration] in the plans file)'

@@ -25,19 +25,19 @@ DECLARE
     v_spent_balance bigint;
     v_draws jsonb;
 BEGIN
-    PERFORM credits.checked_text(user_id, 'user_id', 200),
-            credits.checked_text(reference_id, 'reference_id', 200),
+    PERFORM credits.checked_text(user_id, 'user_id'),
+            credits.checked_text(reference_id, 'reference_id'),
             credits.checked_metadata(metadata),
             credits.checked_count(amount, 'amount')
       WHERE service IS NULL;
     IF service IS NOT NULL THEN
         SELECT s.cost INTO v_cost FROM credits.services s
-         WHERE s.service = credits.checked_text(spend_at.service, 'service', 200);
+         WHERE s.service = credits.checked_text(spend_at.service, 'service');
         IF NOT FOUND THEN
             RAISE EXCEPTION 'unknown service %', quote_literal(service) USING ERRCODE = 'CR005';
         END IF;
-        PERFORM credits.checked_text(user_id, 'user_id', 200),
-                credits.checked_text(reference_id, 'reference_id', 200),
+        PERFORM credits.checked_text(user_id, 'user_id'),
+                credits.checked_text(reference_id, 'reference_id'),
                 credits.checked_metadata(metadata),
                 credits.checked_count(v_cost * credits.checked_count(quantity, 'quantity')::bigint,
                                       'amount');
@@ -161,8 +161,8 @@ DECLARE
     v_lapsed bigint := 0;
     v_draws jsonb := '[]';
 BEGIN
-    PERFORM credits.checked_text(user_id, 'user_id', 200);
-    PERFORM credits.checked_text(reference_id, 'reference_id', 200);
+    PERFORM credits.checked_text(user_id, 'user_id');
+    PERFORM credits.checked_text(reference_id, 'reference_id');
     SELECT b.balance INTO v_balance
       FROM credits.balances b WHERE b.user_id = reverse_spend_at.user_id FOR UPDATE;
 
@@ -178,7 +178,7 @@ BEGIN
          WHERE t.user_id = reverse_spend_at.user_id AND t.type IN ('reverse', 'lapse')
            AND t.reference_id = reverse_spend_at.reference_id;
         RETURN credits.reversal_answer(user_id, reference_id, v_returned - v_lapsed, v_lapsed,
-                                       v_balance, v_draws, true);
+                                       v_balance, v_draws, replayed => true);
     END IF;
 
     FOR v_draw IN
@@ -222,7 +222,7 @@ BEGIN
     UPDATE credits.balances b SET balance = v_balance, updated_at = now()
      WHERE b.user_id = reverse_spend_at.user_id;
     RETURN credits.reversal_answer(user_id, reference_id, v_returned, v_lapsed, v_balance,
-                                   v_draws, false);
+                                   v_draws, replayed => false);
 END
 $$;
 
@@ -254,7 +254,7 @@ DECLARE
     v_expired bigint;
     v_replayed boolean;
 BEGIN
-    PERFORM credits.checked_text(reference_id, 'reference_id', 200);
+    PERFORM credits.checked_text(reference_id, 'reference_id');
     -- Whose grant it is, unlocked: a batch never changes user.
     SELECT b.user_id INTO v_user_id
       FROM credits.batches b

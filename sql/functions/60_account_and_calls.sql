@@ -15,7 +15,7 @@ DECLARE
     v_today date := (at AT TIME ZONE 'UTC')::date;
     v_account jsonb;
 BEGIN
-    PERFORM credits.checked_text(user_id, 'user_id', 200);
+    PERFORM credits.checked_text(user_id, 'user_id');
     WITH mine AS (
         SELECT b.remaining, b.expires_at
           FROM credits.batches b
@@ -40,7 +40,7 @@ BEGIN
                        AS period_start
                   FROM generate_series(0, 2) n) month
          WHERE s.user_id = account_at.user_id AND s.status = ANY (eligible_statuses)
-           AND octet_length(s.user_id) <= 800  -- user_id is at most 200 characters
+           AND octet_length(s.user_id) <= 800  -- max_text_length() characters, 4 bytes each
     ),
     next_grant AS (
         SELECT d.due_day, sum(d.monthly_credits) AS amount
@@ -92,7 +92,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 BEGIN
-    PERFORM credits.checked_text(statement.user_id, 'user_id', 200);
+    PERFORM credits.checked_text(statement.user_id, 'user_id');
     IF lim IS NULL OR lim < 1 THEN
         RAISE EXCEPTION 'limit must be a whole number from 1 to 100, got %', coalesce(lim::text, 'null')
             USING ERRCODE = '22023';
@@ -156,7 +156,7 @@ AS $$ SELECT credits.account_at(now(), $1, $2) $$;
 
 -- Nobody may call these unless granted (sql/roles.sql): PUBLIC may run any function by default.
 REVOKE ALL ON FUNCTION
-    credits.checked_text(text, text, integer),
+    credits.checked_text(text, text),
     credits.checked_count(bigint, text),
     credits.checked_grant_reference(text),
     credits.checked_expiry(timestamptz, bigint, timestamptz),
