@@ -1,9 +1,8 @@
 """The operators' commands: the schema, the plans, the two jobs, and checks of what they did."""
 
 import dataclasses
-import json
 import sys
-from datetime import date, timezone
+from datetime import date
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from credits import db, jobs, ledger, monitor, plans
-from credits.cli.base import Context, cli, fail_on
+from credits.cli.base import Context, cli, fail_on, print_json
 from credits.jobs import body, params
 
 if TYPE_CHECKING:
@@ -28,8 +27,10 @@ def init_db(obj: Context) -> None:
     """Create or update the credits schema (safe to run again)."""
     # Applied even with CREDITS_APPLY_SCHEMA=false: this is how the schema's owner does it.
     obj.settings = dataclasses.replace(obj.settings, apply_schema=True)
-    db.prepare(obj.pool)
-    click.echo("Schema credits is up to date.")
+    with db.connection(obj.pool) as conn:  # the schema is applied on the first connection
+        migrations = conn.execute(db.queries["list_migrations"]).fetchall()
+        files = sorted(row["file"] for row in conn.execute(db.queries["list_function_files"]))
+    print_json({"schema": "credits", "current": True, "migrations": migrations, "functions": files})
 
 
 @cli.command("functions-migration")
@@ -39,7 +40,7 @@ def functions_migration(path: str) -> None:
     tool: a new migration of that tool whenever a release changes them (docs/DATABASE.md)."""
     Path(path).write_text(db.functions_migration(), encoding="utf-8")
     files = [functions.file for functions in db.function_files()]
-    click.echo(json.dumps({"path": path, "files": files}))
+    print_json({"path": path, "files": files})
 
 
 @cli.command("db-url")
@@ -59,33 +60,18 @@ def db_url(obj: Context) -> None:
 @fail_on()
 def load_plans(obj: Context, path: str) -> None:
     """Create or update plans, packs, services, the sign-up bonus and the balance cap from a
-    TOML file (see plans.example.toml), all or nothing."""
+    TOML file (see plans.example.toml), all or nothing; answer how many of each it wrote."""
     loaded = plans.load_plans(obj.pool, path)
-    for plan in loaded.plans:
-        click.echo(
-            f"{plan['plan_id']}: {plan['monthly_credits']} credits a month, "
-            f"{_validity(plan['validity_days'])}"
-        )
-    for package in loaded.packages:
-        click.echo(
-            f"package {package['package_id']}: {package['credits']} credits + "
-            f"{package['bonus']} bonus, {_validity(package['validity_days'])}"
-        )
-    for service in loaded.services:
-        click.echo(f"service {service['service']}: {service['cost']} credits a use")
-    if loaded.registration:
-        click.echo(
-            f"sign-up bonus: {loaded.registration['credits']} credits, "
-            f"{_validity(loaded.registration['validity_days'])}"
-        )
-    if loaded.limits:
-        click.echo(f"balance cap for packs: {loaded.limits['max_balance'] or 'none'}")
-    click.echo(f"Loaded {len(loaded.plans)} plan(s).")
-
-
-def _validity(days: int | None) -> str:
-    """How long a grant lasts, in words."""
-    return f"{days} days" if days else "never expire"
+    print_json(
+        {
+            "path": path,
+            "plans": len(loaded.plans),
+            "packages": len(loaded.packages),
+            "services": len(loaded.services),
+            "registration": int(loaded.registration is not None),
+            "limits": int(loaded.limits is not None),
+        }
+    )
 
 
 @cli.command()
@@ -105,7 +91,7 @@ def grant(obj: Context, run_date: str | None, dry_run: bool) -> None:
             params.parse_run_date(run_date, lambda: db.today(obj.pool)),
             jobs.GrantOptions(dry_run=dry_run, progress=progress),
         )
-    click.echo(json.dumps(body.run_body(run)))
+    print_json(body.run_body(run))
 
 
 @cli.command()
@@ -118,7 +104,7 @@ def expire(obj: Context) -> None:
     """
     with ProgressBar("Expiring") as progress:
         run = jobs.expire(obj.pool, obj.settings, jobs.ExpireOptions(progress=progress))
-    click.echo(json.dumps(body.run_body(run)))
+    print_json(body.run_body(run))
 
 
 class ProgressBar:
@@ -161,21 +147,13 @@ class ProgressBar:
 @fail_on()
 def verify(obj: Context) -> None:
     """Check balance = ledger total = active remaining for every user, and each ledger entry's
-    balance_after; exit 1 if not."""
+    balance_after; exit 1, naming the users, if not."""
     rows, count = ledger.find_invariant_violations(obj.pool)
-    if not count:
-        click.echo("OK: every balance matches its ledger and its active batches.")
-        return
-    for r in rows:
-        misstated = r["misstated_entries"]
-        click.echo(
-            f"{r['user_id']}: balance {r['balance']}, ledger {r['ledger_total']}, "
-            f"active batches {r['active_remaining']}"
-            + (f", {misstated} entries with a wrong balance_after" if misstated else ""),
-            err=True,
-        )
-    more = f" (first {len(rows)} shown)" if count > len(rows) else ""
-    raise click.ClickException(f"{count} user(s) do not add up{more}.")
+    users = [{k: v for k, v in row.items() if k != "violations"} for row in rows]
+    print_json({"ok": not count, "count": count, "users": users})
+    if count:
+        more = f" (first {len(rows)} listed)" if count > len(rows) else ""
+        raise click.ClickException(f"{count} user(s) do not add up{more}.")
 
 
 @cli.command()
@@ -190,37 +168,6 @@ def verify(obj: Context) -> None:
 @click.pass_obj
 @fail_on()
 def runs(obj: Context, limit: int, job: str | None) -> None:
-    """Show the most recent runs of the jobs, newest first, as a table."""
+    """The most recent runs of the jobs, newest first, as the job routes answer them."""
     rows = monitor.recent_runs(obj.pool, limit=limit, job=job)
-    if not rows:
-        click.echo("No runs yet.")
-        return
-    table = [("STARTED (UTC)", "JOB", "STATUS", "DURATION", "DATE", "JOB ID", "RESULTS")]
-    for row in rows:
-        duration = monitor.duration_ms(row)
-        table.append(
-            (
-                row["started_at"].astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-                row["job"],
-                row["status"],
-                "-" if duration is None else f"{duration}ms",
-                row["run_date"].isoformat() if row["run_date"] else "-",
-                str(row["id"]),
-                _outcome(row),
-            )
-        )
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
-    for line in table:
-        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
-        click.echo("  ".join([*cells, line[-1]]).rstrip())
-
-
-def _outcome(row: monitor.Body) -> str:
-    """A run's results as name=value pairs, or its error when it has one."""
-    if row["error"]:
-        return f"error: {row['error']}"
-    if not row["results"]:
-        return "-"
-    results = monitor.ordered_results(row["job"], row["results"])
-    assert results is not None  # the run has results
-    return " ".join(f"{name}={value}" for name, value in results.items())
+    print_json({"runs": [monitor.run_summary(row) for row in rows]})
