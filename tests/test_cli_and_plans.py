@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-
 EXAMPLE_PLANS = Path(__file__).resolve().parent.parent / "plans.example.toml"
 
 
@@ -262,6 +261,22 @@ def test_db_url_prints_the_database_url_it_uses(run_cli, database_url):
     result = run_cli("db-url")
     assert result.exit_code == 0, result.output
     assert result.output == database_url + "\n"
+
+
+def test_db_url_says_the_embedded_server_is_stopped_rather_than_start_it_for_a_moment(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CRON_SECRET")}
+    env["CREDITS_DATA_DIR"] = str(tmp_path / "data")
+    done = subprocess.run(
+        [sys.executable, "-m", "credits", "db-url"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"Error: the embedded PostgreSQL under {tmp_path / 'data'} is stopped")
+    assert not (tmp_path / "data" / "pgdata" / "postmaster.pid").exists()
 
 
 def test_a_first_command_on_the_embedded_database_connects_without_errors(tmp_path):

@@ -3,6 +3,7 @@ stdout, the log lines (plain or JSON) on stderr."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,16 @@ def test_a_refusal_prints_nothing_on_stdout_and_one_line_on_stderr(credits_cli):
     done = credits_cli("spend", "alice", "5", "--reference", "r1", status=1)
     assert done.stdout == ""
     assert done.stderr == "Error: user 'alice' has 0 spendable credits, 5 asked for\n"
+
+
+def test_the_docs_run_the_command_line_from_the_readme_s_venv():
+    """The README installs into .venv: a bare `python -m credits grant` there is another Python,
+    without the service's packages. Platform shells (`heroku run ...`) have their own."""
+    bare = re.compile(r"(?<![\w/.])(?<!heroku run )python -m credits [a-z]")
+    found = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if bare.search(line)
+    ]
+    assert found == [], "write .venv/bin/python -m credits, as the README installs it"

@@ -12,8 +12,8 @@ from psycopg.conninfo import make_conninfo
 
 from app import create_app
 from credits import config, db, jobs, ledger
-from credits.db import SQL_DIR
 from credits.cli import cli
+from credits.db import SQL_DIR
 from testing import SECRET
 from testing.databases import logged_in_as
 

