@@ -4,7 +4,6 @@ import functools
 import hashlib
 import logging
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,7 +42,11 @@ R = TypeVar("R")  # a row, as a cursor's row factory makes it
 # Every statement in sql/ (not its folders), by file name, read once, less the lines for psql
 # alone (roles.sql's `\set ON_ERROR_STOP on`).
 queries = {
-    path.stem: re.sub(r"(?m)^\\.*\n", "", path.read_text(encoding="utf-8"))
+    path.stem: "".join(
+        line
+        for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+        if not line.startswith("\\")
+    )
     for path in SQL_DIR.glob("*.sql")
 }
 

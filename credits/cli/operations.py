@@ -1,6 +1,7 @@
 """The operators' commands: the schema, the plans, the two jobs, and checks of what they did."""
 
 import dataclasses
+import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -12,6 +13,7 @@ import click
 from credits import db, jobs, ledger, monitor, plans
 from credits.cli.base import Context, cli, fail_on, print_json
 from credits.config import Settings
+from credits.db import queries
 from credits.jobs import body, params
 
 if TYPE_CHECKING:
@@ -29,8 +31,8 @@ def init_db(obj: Context) -> None:
     # Applied even with CREDITS_APPLY_SCHEMA=false: this is how the schema's owner does it.
     obj.settings = dataclasses.replace(obj.settings, apply_schema=True)
     with db.connection(obj.pool) as conn:  # the schema is applied on the first connection
-        migrations = conn.execute(db.queries["list_migrations"]).fetchall()
-        files = sorted(row["file"] for row in conn.execute(db.queries["list_function_files"]))
+        migrations = conn.execute(queries["list_migrations"]).fetchall()
+        files = sorted(row["file"] for row in conn.execute(queries["list_function_files"]))
     print_json({"schema": "credits", "current": True, "migrations": migrations, "functions": files})
 
 
@@ -41,7 +43,7 @@ def functions_migration(path: str) -> None:
     tool: a new migration of that tool whenever a release changes them (docs/DATABASE.md)."""
     Path(path).write_text(db.functions_migration(), encoding="utf-8")
     files = [functions.file for functions in db.function_files()]
-    print_json({"path": path, "files": files})
+    click.echo(json.dumps({"path": path, "files": files}))
 
 
 @cli.command("db-url")
