@@ -4,6 +4,7 @@ stdout, the log lines (plain or JSON) on stderr."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,24 @@ def test_the_docs_run_the_command_line_from_the_readme_s_venv():
         if bare.search(line)
     ]
     assert found == [], "write .venv/bin/python -m credits, as the README installs it"
+
+
+@pytest.mark.skipif(not shutil.which("jq"), reason="jq is not installed")
+def test_grant_dry_run_piped_into_jq_with_json_logs(database_url):
+    """The pipe as an operator types it: jq reads the result, the log lines stay on stderr."""
+    env = {**os.environ, "DATABASE_URL": database_url, "CREDITS_LOG_FORMAT": "json"}
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"{sys.executable} -m credits grant --dry-run | jq -c ."],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["dryRun"] is True
+    assert "Logging error" not in done.stderr and "BrokenPipe" not in done.stderr
+    assert [json.loads(line)["event"] for line in done.stderr.splitlines()] == [
+        "started",
+        "completed",
+    ]

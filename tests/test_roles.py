@@ -353,7 +353,7 @@ def test_roles_sql_run_by_psql_with_only_the_app_role_makes_it(
 ):
     role = f"credits_app_{uuid.uuid4().hex[:8]}"
     done = psql(database_url, f"credits.app_role = '{role}'")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0 and "ERROR" not in done.stderr, done.stderr
     with logged_in_as(server_url, database_url, role) as url:
         with psycopg.connect(url, autocommit=True) as app:
             answer = app.execute("SELECT credits.grant_registration_bonus('alice')").fetchone()
