@@ -6,10 +6,14 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from credits import db
+from testing.databases import logged_in_as
 from tests.test_node_example import as_url
 
 CLIENT = Path(__file__).resolve().parent.parent / "clients" / "ts"
@@ -95,3 +99,16 @@ def test_the_client_type_checks_strictly_and_calls_every_function(
     # Run again, as a retrying app would: nothing is granted twice.
     again = run_example(database_url, "alice")
     assert again["bonus"]["replayed"] and again["pack"]["replayed"]
+
+
+def test_the_client_runs_as_the_app_role_of_roles_sql(built, server_url, database_url, run_cli):
+    """A TypeScript host connected as the least-privileged app role: every call works."""
+    assert run_cli("load-plans", str(PLANS)).exit_code == 0
+    role = f"credits_app_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as owner:
+        owner.execute("SELECT set_config('credits.app_role', %s, false)", (role,))
+        owner.execute(db.queries["roles"])
+    with logged_in_as(server_url, database_url, role) as url:
+        steps = run_example(url, "bob")
+    assert steps["account"]["balance"] == 45
+    assert steps["refused"]["detail"] == {"user_id": "bob", "spendable": 545, "asked": 1000000}
