@@ -7,6 +7,8 @@ import json
 import psycopg
 import pytest
 
+from credits import ledger
+
 
 @pytest.fixture
 def alice(sql_run):
@@ -48,3 +50,12 @@ def test_a_refusal_carries_its_numbers_as_json_in_detail(database_url, alice, ca
             conn.execute(f"SELECT {call}")
     assert refused.value.sqlstate == code
     assert json.loads(refused.value.diag.message_detail) == detail
+
+
+def test_the_python_library_hands_the_detail_on(pool, alice):
+    with pytest.raises(ledger.InsufficientCredits) as refused:
+        ledger.spend(pool, ledger.SpendRequest("alice", "ai-2", amount=60))
+    assert refused.value.detail == {"user_id": "alice", "spendable": 30, "asked": 60}
+    with pytest.raises(ledger.UnknownPackage) as unknown:
+        ledger.buy(pool, "alice", "huge", "pay-2")
+    assert unknown.value.detail is None  # a refusal without numbers
