@@ -4,6 +4,7 @@ import json
 import logging
 import sys
 from datetime import datetime, timezone
+from typing import Any
 
 # Fields the jobs attach to their log records (logger.info(..., extra=...)); JSON lines carry
 # them as they are, plain lines already say them in words.
@@ -25,11 +26,23 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to sys.stderr as it is when a line is written (a test's capture, a redirect):
+    stdout is for a command's one JSON result, never for log lines."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+
 def configure_logging(log_format: str = "text") -> None:
-    """Send the service's log lines to stdout, as plain text or as JSON lines."""
+    """Send the service's log lines to stderr, as plain text or as JSON lines."""
     logger = logging.getLogger("credits")
     if not logger.handlers:
-        logger.addHandler(logging.StreamHandler(sys.stdout))
+        logger.addHandler(StderrHandler())
         logger.setLevel(logging.INFO)
     formatter = JsonLineFormatter() if log_format == "json" else logging.Formatter("%(message)s")
     for handler in logger.handlers:

@@ -32,8 +32,16 @@ Connection = psycopg.Connection[DictRow]
 T = TypeVar("T")
 R = TypeVar("R")  # a row, as a cursor's row factory makes it
 
-# Every statement in sql/ (not its folders), by file name, read once.
-queries = {path.stem: path.read_text(encoding="utf-8") for path in SQL_DIR.glob("*.sql")}
+# Every statement in sql/ (not its folders), by file name, read once, less the lines for psql
+# alone (roles.sql's `\set ON_ERROR_STOP on`).
+queries = {
+    path.stem: "".join(
+        line
+        for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+        if not line.startswith("\\")
+    )
+    for path in SQL_DIR.glob("*.sql")
+}
 
 
 class DatabaseUnavailable(Exception):

@@ -3,6 +3,7 @@ the account and the statement. Each is one call of its SQL function (sql/functio
 reference in docs/API.md), so Python, the command line and any app share one implementation.
 """
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -21,7 +22,12 @@ Cursor = psycopg.Cursor[Row]
 
 
 class CreditsError(ValueError):
-    """A call was refused or its arguments were bad; nothing changed."""
+    """A call was refused or its arguments were bad; nothing changed. `detail` holds the
+    refusal's numbers when the database gave them (its DETAIL, e.g. spendable and asked)."""
+
+    def __init__(self, message: object, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class InvalidArgument(CreditsError):
@@ -249,11 +255,20 @@ class _refusals:
         state = exc.sqlstate or ""
         message = exc.diag.message_primary if state else str(exc)
         if state in REFUSALS:
-            raise REFUSALS[state](message) from None
+            raise REFUSALS[state](message, _detail(exc.diag.message_detail)) from None
         # Class 22 from the checks; no SQLSTATE: the client refused to send it (a NUL byte).
         if isinstance(exc, psycopg.DataError):
             raise InvalidArgument(message) from None
         return False
+
+
+def _detail(text: str | None) -> dict[str, Any] | None:
+    """A refusal's DETAIL, a JSON object of its numbers; None when it has none."""
+    try:
+        detail = json.loads(text or "null")
+    except ValueError:
+        return None
+    return detail if isinstance(detail, dict) else None
 
 
 def _whole(value: object, name: str, optional: bool = False) -> None:

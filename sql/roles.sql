@@ -1,27 +1,35 @@
 -- roles: example least-privilege roles. The service role has the rights its jobs and
--- consumers use, nothing more; the app role (optional) may only call the app's interface. It can read plans and subscriptions, add batches, ledger entries and
--- runs, and change only the columns that move credits; it cannot create, alter, drop or
+-- consumers use, nothing more: it can read plans and subscriptions, add batches, ledger entries
+-- and runs, and change only the columns that move credits; it cannot create, alter, drop or
 -- truncate anything, delete anything but its own pass positions, nor rewrite a ledger entry.
+-- The app role calls the app's interface and writes its subscriptions, nothing more.
 --
--- Run by the schema's owner after the migrations (`python -m credits init-db`), naming the
--- role; safe to run again. The role is created NOLOGIN: give it a login yourself.
+-- Run by the schema's owner after the migrations (`python -m credits init-db`), naming one role
+-- or both; safe to run again. A role is created NOLOGIN: give it a login yourself. An error
+-- (no role named) stops psql with a non-zero status (the line below; psql reads it, the
+-- service's own runner leaves it out).
 --
 --   psql "$DATABASE_URL" -c "SET credits.service_role = 'credits_service'" -f sql/roles.sql
 --   psql "$DATABASE_URL" -c "ALTER ROLE credits_service LOGIN PASSWORD '...'"
 --
--- With credits.app_role also set, it makes the role your app connects as (docs/API.md):
+-- With credits.app_role set (alone or with the service role), it makes the role your app
+-- connects as (docs/API.md):
 --
---   psql "$DATABASE_URL" -c "SET credits.service_role = 'credits_service'" \
---        -c "SET credits.app_role = 'credits_app'" -f sql/roles.sql
+--   psql "$DATABASE_URL" -c "SET credits.app_role = 'credits_app'" -f sql/roles.sql
 --
--- Then run the service as that role with CREDITS_APPLY_SCHEMA=false. Operators' commands
+-- Then run the service as its role with CREDITS_APPLY_SCHEMA=false. Operators' commands
 -- that write plans (load-plans) or the schema (init-db) run as the owner.
+\set ON_ERROR_STOP on
 DO $$
 DECLARE
     service_role text := current_setting('credits.service_role', true);
 BEGIN
     IF coalesce(service_role, '') = '' THEN
-        RAISE EXCEPTION 'name the role first: SET credits.service_role = ''<role>''';
+        IF coalesce(current_setting('credits.app_role', true), '') <> '' THEN
+            RETURN;  -- the app's role only
+        END IF;
+        RAISE EXCEPTION 'name the role first: SET credits.service_role = ''<role>'' '
+                        '(or credits.app_role, or both)';
     END IF;
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = service_role) THEN
         EXECUTE format('CREATE ROLE %I NOLOGIN', service_role);
@@ -100,8 +108,9 @@ BEGIN
 END
 $$;
 
--- The app's role: it calls the interface's functions at the database's clock and nothing
--- else. It reads and writes no table itself: the functions run as the schema's owner.
+-- The app's role: it calls the interface's functions at the database's clock, and writes its
+-- subscriptions (its input to the grant job, docs/DATABASE.md). It reads and writes no other
+-- table itself: the functions run as the schema's owner.
 DO $$
 DECLARE
     app_role text := current_setting('credits.app_role', true);
@@ -123,6 +132,11 @@ BEGIN
         'credits.reverse_spend(text, text), credits.void_grant(text), '
         'credits.account(text, text[]), credits.statement(text, integer, bigint) TO %I',
         app_role
+    );
+    -- Subscriptions are the app's to write: added, changed, ended or removed (reading them is
+    -- what an upsert or an UPDATE ... WHERE needs).
+    EXECUTE format(
+        'GRANT SELECT, INSERT, UPDATE, DELETE ON credits.subscriptions TO %I', app_role
     );
 END
 $$;

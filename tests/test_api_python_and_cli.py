@@ -133,6 +133,13 @@ ADD_BONUS = ["add", "alice", "5", "--source", "bonus", "--reference", "r"]
             "must not start",
         ),
         (["add", "alice", "5", "--source", "bonus"], "Missing option '--reference'"),
+        # A negative amount is an amount to check, not an unknown option "-5".
+        (["spend", "alice", "-5", "--reference", "r"], "amount must be a whole number above 0"),
+        (["add", "alice", "-5", "--source", "bonus", "--reference", "r"], "above 0, got -5"),
+        (["consume", "alice", "-5", "--reference", "r"], "-5 is not in the range"),
+        # The service's own references are reserved for spends too.
+        (["spend", "alice", "5", "--reference", "subscription:x"], "must not start"),
+        (["spend", "alice", "--service", "chat", "--reference", "expire:1"], "must not start"),
         (["statement", "alice", "--limit", "101"], "at most 100"),
         (["statement", "alice", "--limit", "0"], "from 1 to 100"),
         (["statement", "alice", "--before", "99999999999999999999"], "out of range"),

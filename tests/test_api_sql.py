@@ -1,6 +1,7 @@
 """The app's interface through SQL, as an app in any language calls it (docs/API.md): each
 function's rules, its refusals (a documented SQLSTATE, nothing changed) and its replays."""
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
@@ -466,9 +467,14 @@ def test_verify_finds_an_entry_whose_balance_after_is_wrong(sql_run, run_cli):
     sql_run("UPDATE credits.transactions SET balance_after = 6 WHERE reference_id = 'g2'")
     result = run_cli("verify")
     assert result.exit_code == 1
-    assert "alice: balance 11, ledger 11, active batches 11, 1 entries with a wrong" in (
-        result.output
-    )
+    [user] = json.loads(result.stdout)["users"]
+    assert user == {
+        "user_id": "alice",
+        "balance": 11,
+        "ledger_total": 11,
+        "active_remaining": 11,
+        "misstated_entries": 1,
+    }
 
 
 def test_a_spend_retried_while_the_first_is_in_flight_replays_it(database_url, sql_run):

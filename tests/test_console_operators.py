@@ -25,6 +25,7 @@ def operator_cli(database_url):
 def test_an_operator_is_added_with_only_a_hash_of_the_password(operator_cli, sql_run):
     result = operator_cli("add", "ann", "--role", "operator", stdin=f"{PASSWORD}\n")
     assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"name": "ann", "role": "operator", "added": True}
     [row] = sql_run("SELECT name, role, password_hash FROM credits.operators")
     assert (row["name"], row["role"]) == ("ann", "operator")
     assert row["password_hash"].startswith("scrypt:") and PASSWORD not in row["password_hash"]
@@ -42,7 +43,9 @@ def test_operators_are_listed_as_json_without_hashes(operator_cli):
 
 def test_an_operator_is_removed(operator_cli):
     operator_cli("add", "ann", "--role", "operator", stdin=PASSWORD)
-    assert operator_cli("remove", "ann").exit_code == 0
+    removed = operator_cli("remove", "ann")
+    assert removed.exit_code == 0
+    assert json.loads(removed.stdout) == {"name": "ann", "removed": True}
     assert json.loads(operator_cli("list").output) == []
 
 

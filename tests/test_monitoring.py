@@ -158,23 +158,18 @@ def test_status_answers_503_while_the_database_is_down(client, auth, server_url,
     assert response.get_json()["error"] == "database unavailable"
 
 
-def test_runs_prints_the_recent_runs_newest_first_as_a_table(run_cli, sql_run):
+def test_runs_prints_the_recent_runs_newest_first_as_json(run_cli, sql_run):
     counts = {"processed": 2, "successful": 2, "skipped": 0, "failed": 0}
     older = add_run(sql_run, "grant", "succeeded", 25, counts, run_date="2026-03-01")
     failed = add_run(sql_run, "expire", "failed", 1, error="database unavailable")
     result = run_cli("runs")
     assert result.exit_code == 0, result.output
-    header, first, second = result.output.splitlines()
-    assert header.split() == [
-        "STARTED", "(UTC)", "JOB", "STATUS", "DURATION", "DATE", "JOB", "ID", "RESULTS",
-    ]  # fmt: skip
-    assert "expire" in first and "failed" in first and failed in first
-    assert first.endswith("error: database unavailable")
-    assert "grant" in second and "succeeded" in second and older in second
-    assert "1500ms" in second and "2026-03-01" in second
-    assert second.endswith("processed=2 successful=2 skipped=0 failed=0")  # the route's order
-    # The columns line up under the header.
-    assert first.index(failed) == second.index(older) == header.index("JOB ID")
+    first, second = json.loads(result.stdout)["runs"]
+    assert (first["jobId"], first["job"], first["status"]) == (failed, "expire", "failed")
+    assert first["error"] == "database unavailable" and first["results"] is None
+    assert (second["jobId"], second["job"], second["status"]) == (older, "grant", "succeeded")
+    assert (second["duration"], second["date"]) == (1500, "2026-03-01")
+    assert list(second["results"]) == ["processed", "successful", "skipped", "failed"]
 
 
 def test_runs_filters_by_job_and_limits_the_count(run_cli, sql_run):
@@ -183,14 +178,14 @@ def test_runs_filters_by_job_and_limits_the_count(run_cli, sql_run):
     add_run(sql_run, "expire", "succeeded", 1)
     result = run_cli("runs", "--job", "grant", "--limit", "2")
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()[1:]
-    assert len(lines) == 2 and all(" grant " in line for line in lines)
+    runs = json.loads(result.stdout)["runs"]
+    assert [run["job"] for run in runs] == ["grant", "grant"]
 
 
-def test_runs_without_any_run_says_so(run_cli):
+def test_runs_without_any_run_is_an_empty_list(run_cli):
     result = run_cli("runs")
     assert result.exit_code == 0
-    assert result.output == "No runs yet.\n"
+    assert json.loads(result.stdout) == {"runs": []}
 
 
 def test_logs_are_plain_lines_by_default(client, auth, caplog):

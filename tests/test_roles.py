@@ -1,5 +1,6 @@
 """The service as the least-privileged role of sql/roles.sql: it works, and it can do no more."""
 
+import subprocess
 import uuid
 from datetime import date, datetime, timezone
 
@@ -12,6 +13,7 @@ from psycopg.conninfo import make_conninfo
 from app import create_app
 from credits import config, db, jobs, ledger
 from credits.cli import cli
+from credits.db import SQL_DIR
 from testing import SECRET
 from testing.databases import logged_in_as
 
@@ -254,7 +256,6 @@ def test_the_app_role_calls_every_function_of_the_interface(app_role_url, app_ca
         "SELECT * FROM credits.balances",
         "SELECT * FROM credits.transactions",
         "SELECT * FROM credits.batches",
-        "SELECT * FROM credits.subscriptions",
         "SELECT * FROM credits.plans",
         "SELECT * FROM credits.packages",
         "INSERT INTO credits.balances VALUES ('mallory', 1000000)",
@@ -309,3 +310,52 @@ def test_functions_running_as_the_owner_pin_their_search_path_and_are_not_public
     for function in definers:
         assert "search_path=pg_catalog, pg_temp" in function["proconfig"], function
         assert not function["public"], function
+
+
+def test_the_app_role_writes_its_subscriptions_and_the_grant_job_grants_them(
+    app_role_url, pool, settings, add_plan, sql_run
+):
+    add_plan("pro", 100, None)
+    with psycopg.connect(app_role_url, autocommit=True) as app:
+        app.execute(
+            "INSERT INTO credits.subscriptions VALUES "
+            "('s1', 'alice', 'pro', 'active', '2026-01-10'), "
+            "('s2', 'bob', 'pro', 'active', '2026-01-10')"
+        )
+        app.execute(
+            "INSERT INTO credits.subscriptions VALUES ('s1', 'alice', 'pro', 'active', "
+            "'2026-01-10') ON CONFLICT (id) DO UPDATE SET status = excluded.status"
+        )
+        app.execute("UPDATE credits.subscriptions SET status = 'canceled' WHERE id = 's2'")
+        app.execute("DELETE FROM credits.subscriptions WHERE status = 'canceled'")
+    jobs.grant(pool, settings, date(2026, 3, 15))
+    assert sql_run("SELECT user_id, balance FROM credits.balances") == [
+        {"user_id": "alice", "balance": 100}
+    ]
+
+
+def psql(database_url, *settings):
+    """sql/roles.sql run by psql as the README says: each -c "SET ...", then -f roles.sql."""
+    command = ["psql", "-X", "-q", database_url]
+    for setting in settings:
+        command += ["-c", f"SET {setting}"]
+    command += ["-f", str(SQL_DIR / "roles.sql")]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def test_roles_sql_run_by_psql_without_a_role_stops_with_a_non_zero_status(database_url):
+    done = psql(database_url)
+    assert done.returncode != 0
+    assert "name the role first" in done.stderr
+
+
+def test_roles_sql_run_by_psql_with_only_the_app_role_makes_it(
+    server_url, database_url, app_catalog
+):
+    role = f"credits_app_{uuid.uuid4().hex[:8]}"
+    done = psql(database_url, f"credits.app_role = '{role}'")
+    assert done.returncode == 0 and "ERROR" not in done.stderr, done.stderr
+    with logged_in_as(server_url, database_url, role) as url:
+        with psycopg.connect(url, autocommit=True) as app:
+            answer = app.execute("SELECT credits.grant_registration_bonus('alice')").fetchone()
+            assert answer[0]["balance"] == 25

@@ -44,7 +44,10 @@ def test_procfile_command_refuses_to_start_without_a_secret(database_url):
     served.process.wait(timeout=60)
     output = served.stop()
     assert served.process.returncode != 0
-    assert "CRON_SECRET is not set" in output
+    # One line from the master, before it listens, not a traceback from each worker.
+    [line] = [line for line in output.splitlines() if "CRON_SECRET" in line]
+    assert line.startswith("Error: CRON_SECRET is not set")
+    assert "Listening at" not in output and "Traceback" not in output
 
 
 def test_local_first_run_uses_embedded_postgres_and_a_generated_secret(tmp_path):
@@ -60,6 +63,8 @@ def test_local_first_run_uses_embedded_postgres_and_a_generated_secret(tmp_path)
     # Once for the service, not once per worker.
     assert output.count("No CRON_SECRET set: using the local secret in") == 1
     assert 'curl -H "Authorization: Bearer $(cat ' in output
+    # The address gunicorn binds, not a fixed port 8000.
+    assert f"http://127.0.0.1:{served.port}/api/jobs/credits/grant" in output
     assert secret not in output
 
 

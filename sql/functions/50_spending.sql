@@ -26,7 +26,7 @@ DECLARE
     v_draws jsonb;
 BEGIN
     PERFORM credits.checked_text(user_id, 'user_id'),
-            credits.checked_text(reference_id, 'reference_id'),
+            credits.checked_grant_reference(reference_id),
             credits.checked_metadata(metadata),
             credits.checked_count(amount, 'amount')
       WHERE service IS NULL;
@@ -37,7 +37,7 @@ BEGIN
             RAISE EXCEPTION 'unknown service %', quote_literal(service) USING ERRCODE = 'CR005';
         END IF;
         PERFORM credits.checked_text(user_id, 'user_id'),
-                credits.checked_text(reference_id, 'reference_id'),
+                credits.checked_grant_reference(reference_id),
                 credits.checked_metadata(metadata),
                 credits.checked_count(v_cost * credits.checked_count(quantity, 'quantity')::bigint,
                                       'amount');
@@ -61,7 +61,9 @@ BEGIN
             IF v_earlier <> v_amount THEN
                 RAISE EXCEPTION 'reference_id % already spent % credits of user %, not %',
                     quote_literal(reference_id), v_earlier, quote_literal(user_id), v_amount
-                    USING ERRCODE = 'CR002';
+                    USING ERRCODE = 'CR002',
+                    DETAIL = json_build_object('reference_id', reference_id, 'spent', v_earlier,
+                                               'asked', v_amount)::text;
             END IF;
             RETURN credits.spend_replay(user_id, reference_id, v_amount, service, v_balance);
         END IF;
@@ -115,7 +117,9 @@ BEGIN
     END IF;
     IF v_spent_balance IS NULL THEN
         RAISE EXCEPTION 'user % has % spendable credits, % asked for',
-            quote_literal(user_id), v_available, v_amount USING ERRCODE = 'CR001';
+            quote_literal(user_id), v_available, v_amount USING ERRCODE = 'CR001',
+            DETAIL = json_build_object('user_id', user_id, 'spendable', v_available,
+                                       'asked', v_amount)::text;
     END IF;
     RETURN jsonb_build_object(
         'user_id', user_id, 'reference_id', reference_id, 'amount', v_amount,
