@@ -67,6 +67,7 @@ def test_uniqueness_alone_stops_a_double_grant_without_the_job_lock(
         "eligible_statuses": ["active"],
         "catch_up_from": None,
         "job_id": uuid.uuid4(),
+        "failures_kept": 0,
         "after_key": None,
         "last_key": sql_run("SELECT max(id) AS id FROM credits.subscriptions")[0]["id"],
     }
@@ -275,6 +276,7 @@ def test_schema_applies_again_and_from_several_workers_at_once(server_url):
             "console_actions",
             "console_sign_in_failures",
             "job_progress",
+            "job_run_failures",
             "job_runs",
             "limits",
             "operators",

@@ -1,6 +1,7 @@
 """The console at /admin: off without its key, signed-in pages, refusals, and the actions."""
 
 import hashlib
+import html
 import json
 import logging
 import re
@@ -54,6 +55,13 @@ def grant_form(client, user_id="alice", amount="25", reason="goodwill"):
     assert page.status_code == 200, page.text
     fields = {"amount": amount, "reason": reason, "validity_days": ""}
     return page, {**fields, "key": GRANT_KEY.search(page.text).group(1), "csrf_token": token(page)}
+
+
+def statement_metadata(page):
+    """The metadata column of a user page's statement, newest entry first."""
+    table = page.text.split('id="statement"')[1].split("</table>")[0]
+    cells = re.findall(r'<td class="mono">([^<]*)</td>', table)
+    return [json.loads(html.unescape(cell)) for cell in cells if cell.startswith("{")]
 
 
 def balance(sql_run, user_id):
@@ -279,11 +287,16 @@ def test_a_grant_is_confirmed_then_made_once_however_often_the_form_is_sent(sign
     assert first.headers["Location"] == "/admin/users/alice"
     assert balance(sql_run, "alice") == 25
     [entry] = sql_run("SELECT metadata, reference_id FROM credits.transactions")
-    assert entry["metadata"] == {"console_operator": "ann", "reason": "goodwill"}
+    audit = sql_run("SELECT id, operator, action, result FROM credits.console_actions ORDER BY id")
+    assert entry["metadata"] == {
+        "operator": "ann",
+        "reason": "goodwill",
+        "console_action": audit[0]["id"],
+    }
     assert entry["reference_id"] == f"console:{form['key']}"
-    audit = sql_run("SELECT operator, action, result FROM credits.console_actions ORDER BY id")
     assert [a["result"] for a in audit] == ["done", "replayed"]
     assert {(a["operator"], a["action"]) for a in audit} == {("ann", "grant")}
+    assert statement_metadata(signed_in.get("/admin/users/alice")) == [entry["metadata"]]
 
 
 def test_a_grant_post_without_its_idempotency_key_is_refused(signed_in, sql_run):
@@ -317,8 +330,12 @@ def test_reversing_a_spend_gives_the_credits_back_and_is_audited(signed_in, pool
     )
     assert "Reversed spend order-1: 40 credits returned" in response.text
     assert balance(sql_run, "alice") == 100
-    [audit] = sql_run("SELECT action, reason, result FROM credits.console_actions")
-    assert audit == {"action": "reverse", "reason": "refund", "result": "done"}
+    [audit] = sql_run("SELECT id, action, reason, result FROM credits.console_actions")
+    assert audit == {"id": audit["id"], "action": "reverse", "reason": "refund", "result": "done"}
+    named = {"operator": "ann", "reason": "refund", "console_action": audit["id"]}
+    [entry] = sql_run("SELECT metadata FROM credits.transactions WHERE type = 'reverse'")
+    assert entry["metadata"] == named
+    assert statement_metadata(response)[0] == named  # the newest entry
 
 
 def test_voiding_a_one_off_grant_takes_back_what_remains(signed_in, pool, sql_run):
@@ -335,6 +352,11 @@ def test_voiding_a_one_off_grant_takes_back_what_remains(signed_in, pool, sql_ru
     )
     assert "Voided grant promo-1: 70 credits taken back (30 spent" in response.text
     assert balance(sql_run, "alice") == 0
+    [audit] = sql_run("SELECT id FROM credits.console_actions")
+    named = {"operator": "ann", "reason": "abuse", "console_action": audit["id"]}
+    [entry] = sql_run("SELECT metadata FROM credits.transactions WHERE type = 'void'")
+    assert entry["metadata"] == named
+    assert statement_metadata(response)[0] == named
 
 
 def test_a_refusal_shows_its_code_and_message_and_is_audited(signed_in, pool, sql_run):
