@@ -2,6 +2,7 @@
 
 import hashlib
 import html
+import importlib
 import json
 import logging
 import re
@@ -429,6 +430,53 @@ def test_runs_can_be_filtered_by_job_and_status(signed_in, client, auth):
     assert "expire" in signed_in.get("/admin/runs?job=expire&status=succeeded").text
     assert "No runs." in signed_in.get("/admin/runs?job=grant").text
     assert signed_in.get("/admin/runs?status=bogus").status_code == 400
+
+
+def test_a_runs_page_lists_the_subscriptions_it_could_not_grant_and_why(
+    signed_in, client, auth, add_plan, subscribe, sql_run
+):
+    add_plan("pro", 100, 30)
+    add_plan("forever", 100, 2_000_000_000)  # an expiry past the last day PostgreSQL holds
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    subscribe(f"s2-{HOSTILE}", HOSTILE, "forever", "2026-01-10")
+    subscribe("s3", "carol", "gone", "2026-01-10")
+    grant = client.get("/api/jobs/credits/grant?date=2026-03-15", headers=auth).get_json()
+    assert grant["results"]["failed"] == 2 and balance(sql_run, "alice") == 100
+    runs = signed_in.get("/admin/runs?job=grant")
+    link = f"/admin/runs/{grant['jobId']}"
+    assert f'href="{link}#failures"' in runs.text
+    page = signed_in.get(link)
+    assert page.status_code == 200
+    failed = page.text.split('id="failures"')[1].split("</table>")[0]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in failed.split("<tr>")[2:]]
+    assert [(cells[0], cells[1], re.sub("<[^>]+>", "", cells[2]), cells[3]) for cells in rows] == [
+        (
+            "s2-&lt;script&gt;alert(1)&lt;/script&gt;",
+            "2026-03",
+            "&lt;script&gt;alert(1)&lt;/script&gt;",
+            "plan &#39;forever&#39; has validity_days 2000000000, which puts the expiry out of range",
+        ),
+        ("s3", "2026-03", "carol", "plan &#39;gone&#39; does not exist"),
+    ]
+    assert "<script>alert" not in page.text
+
+
+def test_a_run_keeps_its_first_failures_only_and_says_how_many_there_were(
+    signed_in, client, auth, subscribe, monkeypatch
+):
+    grant_job = importlib.import_module("credits.jobs.grant")  # the module, not its function
+    monkeypatch.setattr(grant_job, "FAILURES_KEPT", 2)
+    for n in range(3):
+        subscribe(f"s{n}", f"user-{n}", "gone", "2026-01-10")
+    run = client.get("/api/jobs/credits/grant?date=2026-03-15", headers=auth).get_json()
+    page = signed_in.get(f"/admin/runs/{run['jobId']}")
+    assert "3 failed; the first 2 are listed." in page.text
+    assert "s0" in page.text and "s1" in page.text and "s2" not in page.text
+
+
+def test_an_unknown_run_answers_404(signed_in):
+    assert signed_in.get("/admin/runs/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert signed_in.get("/admin/runs/not-a-run").status_code == 404
 
 
 def test_the_overview_embeds_its_chart_data_as_json(signed_in, pool):
