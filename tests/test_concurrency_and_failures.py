@@ -276,7 +276,6 @@ def test_schema_applies_again_and_from_several_workers_at_once(server_url):
             "console_actions",
             "console_sign_in_failures",
             "job_progress",
-            "job_run_failures",
             "job_runs",
             "limits",
             "operators",
