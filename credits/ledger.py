@@ -171,8 +171,12 @@ def reverse(
     metadata: dict[str, Any] | None = None,
 ) -> Answer:
     """Give a spend's credits back to the batches they came from (see docs/API.md for lapses)."""
-    params = {"user_id": user_id, "reference_id": reference_id, "at": at}
-    params["metadata"] = _json(metadata)
+    params = {
+        "user_id": user_id,
+        "reference_id": reference_id,
+        "at": at,
+        "metadata": _json(metadata),
+    }
     return _answer(
         pool, lambda conn: conn.execute(queries["call_reverse_spend"], params), "call_reverse_spend"
     )
