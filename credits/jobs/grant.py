@@ -12,7 +12,8 @@ from credits.jobs.engine import Run
 from credits.jobs.job import Chunk, Counts, Job, JobRun, RunOptions
 
 # The failed subscriptions a run records for its page (credits.job_run_failures), the first
-# ones met: enough to act on, while a plan gone missing fails thousands at once.
+# ones met (a stripe's chunk adds none once the run holds this many): enough to act on, while
+# a plan gone missing fails thousands at once.
 FAILURES_KEPT = 1000
 
 

@@ -2,9 +2,10 @@
 -- console's page of the run (docs/CONSOLE.md); safe to run again. The service role's rights
 -- are in sql/roles.sql (run it again after this migration).
 
--- Written by the chunk that met them (credits.due_grants' failure), in its transaction. The
--- first 1,000 of a run are kept (stripes worked side by side may each add a few more as the
--- last places fill); the run's results count them all. Ids are cut to 200 characters.
+-- Written by the chunk that met them (credits.due_grants' failure), in its transaction. A
+-- chunk adds none once its run holds 1,000 and at most the places left, so a run keeps its
+-- first 1,000, or up to 1,000 a stripe when its stripes (CREDITS_PARALLEL_CHUNKS) meet
+-- failures at once; the run's results count them all. Ids are cut to 200 characters.
 CREATE TABLE IF NOT EXISTS credits.job_run_failures (
     run_id          uuid NOT NULL REFERENCES credits.job_runs (id) ON DELETE CASCADE,
     subscription_id text NOT NULL,
