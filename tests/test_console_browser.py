@@ -193,6 +193,7 @@ def test_a_grant_runs_page_lists_what_it_could_not_grant(
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     sign_in(page, served, "vic")
     follow(page, "nav >> text=Runs")
+    screenshot(page, "runs-with-failures")
     follow(page, "text=the subscriptions it could not grant, and why")
     assert page.locator("#failures tbody tr").count() == 1
     assert page.inner_text("#failures tbody tr") == "s2\t2026-03\tbob\tplan 'gone' does not exist"
