@@ -475,6 +475,27 @@ def test_a_run_keeps_its_first_failures_only_and_says_how_many_there_were(
     assert "s0" in page.text and "s1" in page.text and "s2" not in page.text
 
 
+def test_partial_abandoned_and_failed_runs_show_as_such_with_their_error(signed_in, sql_run):
+    rows = [
+        ("00000000-0000-0000-0000-000000000001", "partial", None),
+        ("00000000-0000-0000-0000-000000000002", "abandoned", None),
+        ("00000000-0000-0000-0000-000000000003", "failed", f"OperationalError: {HOSTILE}"),
+    ]
+    for run_id, status, error in rows:
+        sql_run(
+            "INSERT INTO credits.job_runs (id, job, status, run_date, results, error) "
+            "VALUES (%s, 'grant', %s, '2026-03-15', '{\"processed\": 5}', %s)",
+            (run_id, status, error),
+        )
+    for run_id, status, _ in rows:
+        listed = signed_in.get(f"/admin/runs?status={status}").text
+        assert f'<span class="status {status}">{status}</span>' in listed
+        assert f"/admin/runs/{run_id}" in listed and listed.count('class="status ') == 1
+    page = signed_in.get(f"/admin/runs/{rows[2][0]}").text
+    assert "OperationalError: &lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "processed=5" in page and "<script>alert" not in page
+
+
 def test_an_unknown_run_answers_404(signed_in):
     assert signed_in.get("/admin/runs/00000000-0000-0000-0000-000000000000").status_code == 404
     assert signed_in.get("/admin/runs/not-a-run").status_code == 404
