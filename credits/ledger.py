@@ -169,22 +169,35 @@ def spend(pool: Pool, request: SpendRequest) -> Answer:
     return _answer(pool, lambda conn: conn.execute(queries["call_spend"], params), "call_spend")
 
 
-def reverse(pool: Pool, user_id: str, reference_id: str, at: datetime | None = None) -> Answer:
+def reverse(
+    pool: Pool,
+    user_id: str,
+    reference_id: str,
+    at: datetime | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Answer:
     """Give a spend's credits back to the batches they came from (see docs/API.md for lapses)."""
-    params = {"user_id": user_id, "reference_id": reference_id, "at": at}
+    params = {
+        "user_id": user_id,
+        "reference_id": reference_id,
+        "at": at,
+        "metadata": _json(metadata),
+    }
     return _answer(
         pool, lambda conn: conn.execute(queries["call_reverse_spend"], params), "call_reverse_spend"
     )
 
 
-def void(pool: Pool, reference_id: str, at: datetime | None = None) -> Answer:
+def void(
+    pool: Pool,
+    reference_id: str,
+    at: datetime | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Answer:
     """Take back what remains of a one-off grant; what was spent is reported, not clawed back."""
+    params = {"reference_id": reference_id, "at": at, "metadata": _json(metadata)}
     return _answer(
-        pool,
-        lambda conn: conn.execute(
-            queries["call_void_grant"], {"reference_id": reference_id, "at": at}
-        ),
-        "call_void_grant",
+        pool, lambda conn: conn.execute(queries["call_void_grant"], params), "call_void_grant"
     )
 
 

@@ -1,5 +1,6 @@
 """Load run: gunicorn with several workers, concurrent grant and expire triggers, parallel spending,
-and the app's side alongside: buyers of credit packs, reversers of spends, voiders of packs.
+and the app's side alongside: buyers of credit packs, reversers of spends, voiders of packs; and
+operators granting, reversing and voiding through the console's actions.
 
 On loopback only, on a database made for the run and dropped after it, with the service and
 the consumers connected as the least-privileged role of sql/roles.sql. Afterwards it checks
@@ -30,6 +31,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from credits import config, db, ledger
+from credits.console import actions
+from credits.console.operators import Operator
 from testing.databases import admin, create_database, drop_database, embedded_server, unique_name
 from testing.invariant import invariant_violations
 from testing.model import Credits, Subscription
@@ -46,6 +49,8 @@ RUN_DATES = [date(2026, m, d) for m in (2, 3, 4) for d in (5, 15, 28)]
 # Spends as of now, or as of a past moment when "short" batches were still spendable: then
 # spending and expiry race for the same batches.
 SPEND_TIMES = [None, *(datetime(2026, m, 1, tzinfo=timezone.utc) for m in (3, 4, 5))]
+# The operator the console's actions are taken as (the actions need no signed-in session).
+OPERATOR = Operator("load-operator", "operator", "")
 
 
 def main(argv=None):
@@ -66,6 +71,10 @@ def main(argv=None):
         "--app-threads", type=int, default=6, help="buyers, reversers and voiders, in turn"
     )
     parser.add_argument("--app-calls", type=int, default=150, help="calls per app thread")
+    parser.add_argument(
+        "--operators", type=int, default=1, help="threads taking the console's actions"
+    )
+    parser.add_argument("--operator-calls", type=int, default=60, help="actions per operator")
     parser.add_argument("--max-seconds", type=float, default=240, help="stop firing after this")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
@@ -89,6 +98,8 @@ class Load:
     seed: int = 1
     app_threads: int = 6
     app_calls: int = 150
+    operators: int = 1
+    operator_calls: int = 60
 
 
 def run_load(server_url=None, **settings):
@@ -171,6 +182,8 @@ class Run:
         self.lock = threading.Lock()
         self.statuses, self.bodies, self.spent, self.app = Counter(), [], Counter(), Counter()
         self.spends_done, self.purchases = [], []  # what reversers and voiders pick from
+        self.console_grants = []  # (user, reference) of the operators' grants, to void
+        self.console_forms = []  # their forms, to send again
         self.consumers_left = load.consumers
         self.errors = {}  # the first message of each kind of error a call failed with
         self.report = {}
@@ -206,15 +219,17 @@ class Run:
         settings = config.Settings.from_mapping(
             {"DATABASE_URL": self.role_url, "CREDITS_APPLY_SCHEMA": "false"}
         )
-        self.pool = db.open_pool(settings, max_size=load.consumers + load.app_threads)
+        callers = load.consumers + load.app_threads + load.operators
+        self.pool = db.open_pool(settings, max_size=callers)
         self.users = sorted({s.user_id for s in self.model.subscriptions.values()})
         retries = RetryCounter()
         logging.getLogger("credits").addHandler(retries)
         started = time.monotonic()
         try:
-            with ThreadPoolExecutor(load.trigger_threads + load.consumers) as executor:
+            with ThreadPoolExecutor(load.trigger_threads + callers) as executor:
                 spending = [executor.submit(self.consumer, n) for n in range(load.consumers)]
                 spending += [executor.submit(self.app_caller, n) for n in range(load.app_threads)]
+                spending += [executor.submit(self.operator, n) for n in range(load.operators)]
                 firing = [executor.submit(self.trigger, t) for t in plan]
                 for f in firing + spending:
                     f.result()
@@ -342,6 +357,56 @@ class Run:
         self.purchases.append((user, ref, package))
         return "pack bought", {"credits bought": answer["amount"]}
 
+    def operator(self, n):
+        """An operator at the console: grants, reversals of spends, voids of packs and grants."""
+        orng = random.Random(self.rng.random())
+        for _ in range(self.load.operator_calls):
+            if time.monotonic() > self.deadline:
+                break
+            try:
+                result, credits = self.console_action(
+                    orng.choice(("grant", "reverse", "void")), orng
+                )
+            except psycopg.Error as exc:
+                result, credits = self.error(exc), {}
+            with self.lock:
+                self.app[result] += 1
+                self.app.update(credits)
+
+    def console_action(self, kind, rng):
+        """One console action (a grant when there is nothing to reverse or void yet):
+        (what happened, credits it moved by name)."""
+        voidable = self.purchases + self.console_grants
+        if kind == "reverse" and self.spends_done:
+            user, ref = rng.choice(self.spends_done)[:2]
+            outcome = actions.reverse(self.pool, OPERATOR, user, ref, "the job failed")
+            moved = {"credits returned": "returned", "credits lapsed": "lapsed"}
+        elif kind == "void" and voidable:
+            user, ref = rng.choice(voidable)[:2]
+            outcome = actions.void(self.pool, OPERATOR, user, ref, "refund")
+            moved = {"credits voided": "voided"}
+        else:
+            kind, outcome = "grant", self.console_grant(rng)
+            moved = {"credits granted at the console": "amount"}
+        if outcome.result != "done":
+            return f"console {kind} {outcome.result}", {}
+        answer = outcome.answer or {}
+        return f"console {kind} done", {name: answer[key] for name, key in moved.items()}
+
+    def console_grant(self, rng):
+        """A console grant to anyone; now and then the same form sent again."""
+        if self.console_forms and rng.random() < 0.1:
+            asked = rng.choice(self.console_forms)
+        else:
+            form = {"amount": str(rng.randint(1, 100)), "reason": "goodwill"}
+            asked = actions.grant_asked(rng.choice(self.users), form)
+        outcome = actions.grant(self.pool, OPERATOR, asked)
+        if outcome.result == "done":
+            with self.lock:
+                self.console_forms.append(asked)
+                self.console_grants.append((asked.user_id, asked.reference_id))
+        return outcome
+
     def report_service(self, output):
         """What the service logged: retries, tracebacks, and never the secret."""
         self.report["service"] = {
@@ -382,6 +447,7 @@ class Check:
             refs = self.batches()
             expired = self.expiry()
             self.ledger_entries()
+            self.console_actions()
             consumed = self.spending()
             self.balances()
             self.job_runs()
@@ -462,7 +528,9 @@ class Check:
             "coalesce(sum(amount) FILTER (WHERE type = 'reverse'), 0) "
             "  - coalesce(-sum(amount) FILTER (WHERE type = 'lapse'), 0) AS returned, "
             "coalesce(-sum(amount) FILTER (WHERE type = 'lapse'), 0) AS lapsed, "
-            "coalesce(-sum(amount) FILTER (WHERE type = 'void'), 0) AS voided "
+            "coalesce(-sum(amount) FILTER (WHERE type = 'void'), 0) AS voided, "
+            "coalesce(sum(amount) FILTER (WHERE type = 'grant' AND reference_id LIKE "
+            "'console:%%'), 0) AS granted_at_the_console "
             "FROM credits.transactions"
         )
         app = self.report["app"]
@@ -471,9 +539,34 @@ class Check:
             "returned": app.get("credits returned", 0),
             "lapsed": app.get("credits lapsed", 0),
             "voided": app.get("credits voided", 0),
+            "granted_at_the_console": app.get("credits granted at the console", 0),
         }
         if dict(moved) != said:
             self.found.append(f"the app's calls answered {said}, the ledger says {dict(moved)}")
+
+    def console_actions(self):
+        """Every console action finished as its caller was told; each of its ledger entries
+        names the operator, the reason and the action."""
+        self.expect_none(
+            "console actions left pending or failed",
+            "SELECT count(*) AS n FROM credits.console_actions "
+            "WHERE result IN ('pending', 'failed')",
+        )
+        self.expect_none(
+            "console ledger entries not naming their operator, reason and done action",
+            "SELECT count(*) AS n FROM credits.transactions t "
+            "LEFT JOIN credits.console_actions a "
+            "  ON a.id = (t.metadata->>'console_action')::bigint "
+            "WHERE (t.metadata ? 'console_action' OR t.reference_id LIKE 'console:%%') "
+            "  AND (a.id IS NULL OR a.result <> 'done' OR a.operator <> t.metadata->>'operator' "
+            "       OR a.reason <> t.metadata->>'reason')",
+        )
+        done = self.one("SELECT count(*) AS n FROM credits.console_actions WHERE result = 'done'")[
+            "n"
+        ]
+        told = sum(n for result, n in self.report["app"].items() if result.endswith(" done"))
+        if done != told:
+            self.found.append(f"operators were told of {told} actions done, the audit has {done}")
 
     def balances(self):
         """Nothing past its date left active, no balance below zero, every balance adds up."""

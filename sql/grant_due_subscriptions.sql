@@ -2,7 +2,8 @@
 -- last_key) that is due by run_date (its month, and the month before from catch_up_from) its
 -- batch, its grant ledger entry and its raised balance, in one statement over the chunk's
 -- users. A subscription that cannot be granted (credits.due_grants' failure) is counted as
--- failed and reported by reason, and blocks no other.
+-- failed, reported by reason, recorded for the run (credits.job_run_failures), and blocks no
+-- other.
 -- The unique reference_id (one per subscription and month) with ON CONFLICT DO NOTHING is
 -- what makes a second grant impossible, whatever retries or overlaps happen. The
 -- subscriptions recorded as granted that month are skipped without a look at the batches;
@@ -67,10 +68,9 @@ recorded AS (
     DO UPDATE SET period_start = excluded.period_start
      WHERE r.period_start < excluded.period_start
 ),
-failures AS (
+failed AS (
     -- A subscription granted before its plan went missing is skipped, not failed.
-    SELECT failure AS reason, count(*) AS subscriptions,
-           left(min(subscription_id), 100) AS example
+    SELECT subscription_id, grant_period, user_id, failure AS reason
       FROM due
      WHERE failure IS NOT NULL
        AND NOT recorded
@@ -78,7 +78,22 @@ failures AS (
        AND (SELECT b.id FROM credits.batches b
              WHERE credits.reference_order(b.reference_id) = credits.reference_order(due.reference_id)
                AND b.reference_id = due.reference_id) IS NULL
-     GROUP BY failure
+),
+failures AS (
+    SELECT reason, count(*) AS subscriptions, left(min(subscription_id), 100) AS example
+      FROM failed
+     GROUP BY reason
+),
+noted AS (
+    -- Each failed subscription for the run's page, up to the run's first failures_kept.
+    INSERT INTO credits.job_run_failures (run_id, subscription_id, grant_period, user_id, reason)
+    SELECT %(job_id)s, left(subscription_id, credits.max_text_length()), grant_period,
+           left(user_id, credits.max_text_length()), reason
+      FROM failed
+     ORDER BY subscription_id, grant_period
+     LIMIT greatest(0, %(failures_kept)s - (SELECT count(*) FROM credits.job_run_failures f
+                                              WHERE f.run_id = %(job_id)s))
+    ON CONFLICT DO NOTHING
 ),
 counts AS (
     SELECT count(*) AS processed,

@@ -78,6 +78,8 @@ BEGIN
         'GRANT UPDATE (status, finished_at, results, error) ON credits.job_runs TO %I',
         service_role
     );
+    -- The subscriptions a grant run could not grant: recorded by the run, read by the console.
+    EXECUTE format('GRANT SELECT, INSERT ON credits.job_run_failures TO %I', service_role);
 
     -- Where each job's pass stands: written by every chunk, cleared when a new pass starts.
     -- It holds positions only, never credits, so the service may delete its rows.
@@ -101,7 +103,9 @@ BEGIN
         'credits.grant_registration_bonus_at(timestamptz, text), '
         'credits.spend_at(timestamptz, text, bigint, text, bigint, text, jsonb), '
         'credits.reverse_spend_at(timestamptz, text, text), '
-        'credits.void_grant_at(timestamptz, text), credits.account_at(timestamptz, text, text[]), '
+        'credits.reverse_spend_at(timestamptz, text, text, jsonb), '
+        'credits.void_grant_at(timestamptz, text), credits.void_grant_at(timestamptz, text, jsonb), '
+        'credits.account_at(timestamptz, text, text[]), '
         'credits.statement(text, integer, bigint) TO %I',
         service_role
     );
@@ -129,7 +133,8 @@ BEGIN
         'credits.buy_package(text, text, text), credits.can_buy_package(text, text), '
         'credits.grant_registration_bonus(text), credits.spend(text, bigint, text, jsonb), '
         'credits.spend_service(text, text, bigint, text, jsonb), '
-        'credits.reverse_spend(text, text), credits.void_grant(text), '
+        'credits.reverse_spend(text, text), credits.reverse_spend(text, text, jsonb), '
+        'credits.void_grant(text), credits.void_grant(text, jsonb), '
         'credits.account(text, text[]), credits.statement(text, integer, bigint) TO %I',
         app_role
     );

@@ -332,6 +332,27 @@ def test_credits_whose_batch_expired_since_do_not_come_back(pool, settings, sql_
     assert (short["remaining"], short["status"]) == (0, "consumed")
 
 
+def test_a_reversal_and_a_void_write_their_metadata_on_each_entry(pool, settings, sql_run):
+    call(sql_run, "credits.grant_credits_at(%s, 'alice', 20, 'bonus', 'short', 10)", MARCH_20)
+    call(sql_run, "credits.grant_credits_at(%s, 'alice', 50, 'bonus', 'forever')", MARCH_20)
+    call(sql_run, "credits.spend_at(%s, 'alice', 30, NULL, NULL, 'job-1')", MARCH_20)
+    jobs.expire(pool, settings, jobs.ExpireOptions(at=MARCH_20 + timedelta(days=11)))
+    refused(sql_run, "22023", "credits.reverse_spend('alice', 'job-1', '[1]')")
+    refused(sql_run, "22023", "credits.void_grant('forever', '\"x\"')")
+    call(sql_run, "credits.reverse_spend('alice', 'job-1', '{\"by\": \"ann\"}')")
+    call(sql_run, "credits.void_grant('forever', '{\"by\": \"vic\"}')")
+    written = sql_run(
+        "SELECT type, metadata FROM credits.transactions WHERE type IN ('reverse', 'lapse', 'void')"
+        " ORDER BY id"
+    )
+    assert [(e["type"], e["metadata"]) for e in written] == [
+        ("reverse", {"by": "ann"}),
+        ("lapse", {"by": "ann"}),
+        ("reverse", {"by": "ann"}),
+        ("void", {"by": "vic"}),
+    ]
+
+
 def test_reversing_an_unknown_spend_is_refused(sql_run):
     grant(sql_run, "alice", 10, "g1")
     assert refused(sql_run, "CR006", "credits.reverse_spend('alice', 'nope')") == (

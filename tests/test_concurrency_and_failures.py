@@ -68,6 +68,7 @@ def test_uniqueness_alone_stops_a_double_grant_without_the_job_lock(
         "eligible_statuses": ["active"],
         "catch_up_from": None,
         "job_id": uuid.uuid4(),
+        "failures_kept": 0,
         "after_key": None,
         "last_key": sql_run("SELECT max(id) AS id FROM credits.subscriptions")[0]["id"],
     }

@@ -1,6 +1,8 @@
 """The console at /admin: off without its key, signed-in pages, refusals, and the actions."""
 
 import hashlib
+import html
+import importlib
 import json
 import logging
 import re
@@ -54,6 +56,13 @@ def grant_form(client, user_id="alice", amount="25", reason="goodwill"):
     assert page.status_code == 200, page.text
     fields = {"amount": amount, "reason": reason, "validity_days": ""}
     return page, {**fields, "key": GRANT_KEY.search(page.text).group(1), "csrf_token": token(page)}
+
+
+def statement_metadata(page):
+    """The metadata column of a user page's statement, newest entry first."""
+    table = page.text.split('id="statement"')[1].split("</table>")[0]
+    cells = re.findall(r'<td class="mono">([^<]*)</td>', table)
+    return [json.loads(html.unescape(cell)) for cell in cells if cell.startswith("{")]
 
 
 def balance(sql_run, user_id):
@@ -279,11 +288,16 @@ def test_a_grant_is_confirmed_then_made_once_however_often_the_form_is_sent(sign
     assert first.headers["Location"] == "/admin/users/alice"
     assert balance(sql_run, "alice") == 25
     [entry] = sql_run("SELECT metadata, reference_id FROM credits.transactions")
-    assert entry["metadata"] == {"console_operator": "ann", "reason": "goodwill"}
+    audit = sql_run("SELECT id, operator, action, result FROM credits.console_actions ORDER BY id")
+    assert entry["metadata"] == {
+        "operator": "ann",
+        "reason": "goodwill",
+        "console_action": audit[0]["id"],
+    }
     assert entry["reference_id"] == f"console:{form['key']}"
-    audit = sql_run("SELECT operator, action, result FROM credits.console_actions ORDER BY id")
     assert [a["result"] for a in audit] == ["done", "replayed"]
     assert {(a["operator"], a["action"]) for a in audit} == {("ann", "grant")}
+    assert statement_metadata(signed_in.get("/admin/users/alice")) == [entry["metadata"]]
 
 
 def test_a_grant_post_without_its_idempotency_key_is_refused(signed_in, sql_run):
@@ -317,8 +331,12 @@ def test_reversing_a_spend_gives_the_credits_back_and_is_audited(signed_in, pool
     )
     assert "Reversed spend order-1: 40 credits returned" in response.text
     assert balance(sql_run, "alice") == 100
-    [audit] = sql_run("SELECT action, reason, result FROM credits.console_actions")
-    assert audit == {"action": "reverse", "reason": "refund", "result": "done"}
+    [audit] = sql_run("SELECT id, action, reason, result FROM credits.console_actions")
+    assert audit == {"id": audit["id"], "action": "reverse", "reason": "refund", "result": "done"}
+    named = {"operator": "ann", "reason": "refund", "console_action": audit["id"]}
+    [entry] = sql_run("SELECT metadata FROM credits.transactions WHERE type = 'reverse'")
+    assert entry["metadata"] == named
+    assert statement_metadata(response)[0] == named  # the newest entry
 
 
 def test_voiding_a_one_off_grant_takes_back_what_remains(signed_in, pool, sql_run):
@@ -335,6 +353,11 @@ def test_voiding_a_one_off_grant_takes_back_what_remains(signed_in, pool, sql_ru
     )
     assert "Voided grant promo-1: 70 credits taken back (30 spent" in response.text
     assert balance(sql_run, "alice") == 0
+    [audit] = sql_run("SELECT id FROM credits.console_actions")
+    named = {"operator": "ann", "reason": "abuse", "console_action": audit["id"]}
+    [entry] = sql_run("SELECT metadata FROM credits.transactions WHERE type = 'void'")
+    assert entry["metadata"] == named
+    assert statement_metadata(response)[0] == named
 
 
 def test_a_refusal_shows_its_code_and_message_and_is_audited(signed_in, pool, sql_run):
@@ -407,6 +430,75 @@ def test_runs_can_be_filtered_by_job_and_status(signed_in, client, auth):
     assert "expire" in signed_in.get("/admin/runs?job=expire&status=succeeded").text
     assert "No runs." in signed_in.get("/admin/runs?job=grant").text
     assert signed_in.get("/admin/runs?status=bogus").status_code == 400
+
+
+def test_a_runs_page_lists_the_subscriptions_it_could_not_grant_and_why(
+    signed_in, client, auth, add_plan, subscribe, sql_run
+):
+    add_plan("pro", 100, 30)
+    add_plan("forever", 100, 2_000_000_000)  # an expiry past the last day PostgreSQL holds
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    subscribe(f"s2-{HOSTILE}", HOSTILE, "forever", "2026-01-10")
+    subscribe("s3", "carol", "gone", "2026-01-10")
+    grant = client.get("/api/jobs/credits/grant?date=2026-03-15", headers=auth).get_json()
+    assert grant["results"]["failed"] == 2 and balance(sql_run, "alice") == 100
+    runs = signed_in.get("/admin/runs?job=grant")
+    link = f"/admin/runs/{grant['jobId']}"
+    assert f'href="{link}#failures"' in runs.text
+    page = signed_in.get(link)
+    assert page.status_code == 200
+    failed = page.text.split('id="failures"')[1].split("</table>")[0]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in failed.split("<tr>")[2:]]
+    assert [(cells[0], cells[1], re.sub("<[^>]+>", "", cells[2]), cells[3]) for cells in rows] == [
+        (
+            "s2-&lt;script&gt;alert(1)&lt;/script&gt;",
+            "2026-03",
+            "&lt;script&gt;alert(1)&lt;/script&gt;",
+            "plan &#39;forever&#39; has validity_days 2000000000, "
+            "which puts the expiry out of range",
+        ),
+        ("s3", "2026-03", "carol", "plan &#39;gone&#39; does not exist"),
+    ]
+    assert "<script>alert" not in page.text
+
+
+def test_a_run_keeps_its_first_failures_only_and_says_how_many_there_were(
+    signed_in, client, auth, subscribe, monkeypatch
+):
+    grant_job = importlib.import_module("credits.jobs.grant")  # the module, not its function
+    monkeypatch.setattr(grant_job, "FAILURES_KEPT", 2)
+    for n in range(3):
+        subscribe(f"s{n}", f"user-{n}", "gone", "2026-01-10")
+    run = client.get("/api/jobs/credits/grant?date=2026-03-15", headers=auth).get_json()
+    page = signed_in.get(f"/admin/runs/{run['jobId']}")
+    assert "3 failed; the first 2 are listed." in page.text
+    assert "s0" in page.text and "s1" in page.text and "s2" not in page.text
+
+
+def test_partial_abandoned_and_failed_runs_show_as_such_with_their_error(signed_in, sql_run):
+    rows = [
+        ("00000000-0000-0000-0000-000000000001", "partial", None),
+        ("00000000-0000-0000-0000-000000000002", "abandoned", None),
+        ("00000000-0000-0000-0000-000000000003", "failed", f"OperationalError: {HOSTILE}"),
+    ]
+    for run_id, status, error in rows:
+        sql_run(
+            "INSERT INTO credits.job_runs (id, job, status, run_date, results, error) "
+            "VALUES (%s, 'grant', %s, '2026-03-15', '{\"processed\": 5}', %s)",
+            (run_id, status, error),
+        )
+    for run_id, status, _ in rows:
+        listed = signed_in.get(f"/admin/runs?status={status}").text
+        assert f'<span class="status {status}">{status}</span>' in listed
+        assert f"/admin/runs/{run_id}" in listed and listed.count('class="status ') == 1
+    page = signed_in.get(f"/admin/runs/{rows[2][0]}").text
+    assert "OperationalError: &lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "processed=5" in page and "<script>alert" not in page
+
+
+def test_an_unknown_run_answers_404(signed_in):
+    assert signed_in.get("/admin/runs/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert signed_in.get("/admin/runs/not-a-run").status_code == 404
 
 
 def test_the_overview_embeds_its_chart_data_as_json(signed_in, pool):

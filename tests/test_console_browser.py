@@ -138,6 +138,8 @@ def test_an_operator_looks_alice_up_pages_her_statement_grants_25_and_signs_out(
     page.wait_for_url(f"{served}/admin/users/alice")
     assert "Granted 25 credits to alice: balance 135." in page.inner_text(".flash")
     assert page.inner_text("#balance") == "135"
+    newest = page.inner_text("#statement tbody tr:first-child")
+    assert '"operator":"ann"' in newest.replace(" ", "") and "Support ticket 4711" in newest
     screenshot(page, "granted")
 
     follow(page, "nav >> text=Audit")
@@ -179,6 +181,23 @@ def test_the_charts_are_drawn_from_the_ledgers_sums(
     assert sum(months["Granted"]) == 150 and sum(months["Spent"]) == 40
     assert chart_data(page, "finance-outstanding-chart")["Outstanding"][-1] == 110
     screenshot(page, "finance")
+
+
+def test_a_grant_runs_page_lists_what_it_could_not_grant(
+    browser, served, client, auth, add_plan, subscribe, screenshot
+):
+    add_plan("pro", 100, 30)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    subscribe("s2", "bob", "gone", "2026-01-10")
+    client.get("/api/jobs/credits/grant?date=2026-03-15", headers=auth)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, served, "vic")
+    follow(page, "nav >> text=Runs")
+    screenshot(page, "runs-with-failures")
+    follow(page, "text=the subscriptions it could not grant, and why")
+    assert page.locator("#failures tbody tr").count() == 1
+    assert page.inner_text("#failures tbody tr") == "s2\t2026-03\tbob\tplan 'gone' does not exist"
+    screenshot(page, "run")
 
 
 def test_a_viewer_sees_alice_but_cannot_act(browser, served, alice, sql_run, screenshot):

@@ -1,5 +1,5 @@
 """A short load run (reliability/load.py): gunicorn workers, concurrent triggers, spending, and
-the app's buyers, reversers and voiders."""
+the app's buyers, reversers and voiders, and an operator at the console."""
 
 from reliability.load import run_load
 
@@ -18,4 +18,7 @@ def test_concurrent_triggers_and_spending_lose_double_and_break_nothing(server_u
     assert report["consumers"]["spent"] > 0 and report["database"]["credits spent"] > 0
     # The app's side ran alongside: packs bought, spends reversed, packs voided.
     assert report["app"]["pack bought"] and report["app"]["reversed"] and report["app"]["voided"]
+    # And an operator's console actions, each checked in the ledger and the audit.
+    for action in ("grant", "reverse", "void"):
+        assert report["app"][f"console {action} done"], report["app"]
     assert report["service"]["tracebacks logged"] == 0

@@ -5,7 +5,9 @@ balance must equal its ledger and its active batches, never below zero. The suit
 version; CREDITS_MODEL_EXAMPLES and CREDITS_MODEL_STEPS make it longer (docs/RELIABILITY.md).
 """
 
+import dataclasses
 import os
+import uuid
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 
@@ -24,6 +26,8 @@ from hypothesis.stateful import (
 )
 
 from credits import jobs, ledger
+from credits.console import actions
+from credits.console.operators import Operator
 from testing import SECRET
 from testing.model import Batch, Credits, Subscription, midnight
 from testing.seeders import add_subscription
@@ -70,6 +74,13 @@ OUTCOMES = {
     ledger.NotVoidable: "not voidable",
 }
 
+# The console's actions, as an operator takes them: at the database's clock (now), a grant's
+# reference made from its form's key (a few keys, so a form sent twice, or a key meeting
+# another grant, happens).
+OPERATOR = Operator("ann", "operator", "stamp")
+FORM_KEYS = st.sampled_from([uuid.UUID(int=n) for n in (1, 2, 3)])
+REASONS = st.sampled_from(["goodwill", "refund <b>&", "chargeback"])
+
 figures = Counter()
 
 
@@ -85,7 +96,7 @@ class CreditsMachine(RuleBasedStateMachine):
             "TRUNCATE credits.transactions, credits.batches, credits.balances, credits.job_runs, "
             "credits.job_progress, credits.subscription_grants, credits.subscriptions, "
             "credits.plans, credits.packages, credits.services, credits.registration, "
-            "credits.limits RESTART IDENTITY"
+            "credits.limits, credits.console_actions, credits.job_run_failures RESTART IDENTITY"
         )
         for package_id, (credits, bonus, validity_days) in PACKAGES.items():
             self.sql(
@@ -101,6 +112,7 @@ class CreditsMachine(RuleBasedStateMachine):
         )
         self.runs = Counter()
         self.last_run_date = self.last_expiry = None
+        self.last_console_grant = None
         figures["sequences"] += 1
 
     def step(self, name):
@@ -338,6 +350,100 @@ class CreditsMachine(RuleBasedStateMachine):
             got = "replayed" if got["replayed"] else "voided"
         assert got == expected
         figures[f"void {expected}"] += 1
+
+    def console_outcome(self, outcome, action):
+        """What a console action answered, as outcome() says it; its ledger entries checked."""
+        figures[f"console {action} {outcome.result}"] += 1
+        self.console_entries_name_their_action()
+        if outcome.result == "refused":
+            return OUTCOMES[ledger.REFUSALS[outcome.answer["code"]]]
+        assert outcome.result in ("done", "replayed"), outcome
+        if outcome.result == "done":
+            answer = outcome.answer
+            written = {
+                "grant": 1,
+                "reverse": len(answer.get("entries") or ()),
+                "void": int(bool(answer.get("voided"))),
+            }[action]
+            [entries] = self.sql(
+                "SELECT count(*) AS n FROM credits.transactions WHERE metadata->>'console_action' "
+                "= (SELECT max(id) FROM credits.console_actions)::text"
+            )
+            assert entries["n"] == written
+        self.take_batch_ids()
+        return outcome.answer
+
+    def console_entries_name_their_action(self):
+        """Every ledger entry a console action wrote names the operator, the reason and the
+        recorded action, which is done."""
+        written = self.sql(
+            "SELECT t.metadata, a.operator, a.reason, a.result FROM credits.transactions t "
+            "LEFT JOIN credits.console_actions a ON a.id = (t.metadata->>'console_action')::bigint "
+            "WHERE t.metadata ? 'console_action'"
+        )
+        for row in written:
+            assert row["metadata"]["operator"] == row["operator"] == OPERATOR.name, row
+            assert row["metadata"]["reason"] == row["reason"] and row["result"] == "done", row
+
+    @rule(user_id=USERS, amount=st.integers(1, 60), key=FORM_KEYS, reason=REASONS)
+    def console_grant(self, user_id, amount, key, reason, validity_days=None):
+        """An operator's grant (never expiring: its clock is the database's)."""
+        self.step("console_grant")
+        user, why = user_id, reason
+        asked = actions.GrantAsked(user, amount, why, validity_days, key)
+        expected = self.model.grant_one_off(
+            user, amount, actions.GRANT_SOURCE, asked.reference_id, None
+        )
+        got = self.console_outcome(actions.grant(self.pool, OPERATOR, asked), "grant")
+        assert _granted(got) == expected
+        self.last_console_grant = asked
+
+    @precondition(lambda self: self.last_console_grant is not None)
+    @rule()
+    def console_grant_again(self):
+        """The same grant form sent once more (a double click, a reload)."""
+        self.console_grant(**dataclasses.asdict(self.last_console_grant))
+
+    @rule(pick=st.integers(0, 9), user=USERS, reference=REFERENCES, why=REASONS)
+    def console_reverse(self, pick, user, reference, why):
+        """Mostly the reversal of a spend made, sometimes of any user and reference."""
+        self.step("console_reverse")
+        spends = sorted({(e[0], e[4]) for e in self.model.ledger if e[1] == "consume"})
+        if spends and pick < 8:
+            user, reference = spends[pick % len(spends)]
+        now = datetime.now(timezone.utc)  # after every batch's date here: what is drawn lapses
+        expected = self.model.reverse(user, reference, now)
+        outcome = actions.reverse(self.pool, OPERATOR, user, reference, why)
+        got = self.console_outcome(outcome, "reverse")
+        if isinstance(got, dict):
+            assert got["balance"] == self.model.balance(user)
+            got = "replayed" if got["replayed"] else "reversed"
+        assert got == expected
+
+    @rule(
+        pick=st.integers(0, 9),
+        reference=GRANT_REFERENCES,
+        user=USERS,
+        owner=st.booleans(),
+        why=REASONS,
+    )
+    def console_void(self, pick, reference, user, owner, why):
+        """A void from a user's page: mostly of a grant made, of its user's or (refused) of
+        another's; sometimes of any reference."""
+        self.step("console_void")
+        made = sorted(self.model.batches)
+        if made and pick < 8:
+            reference = made[pick % len(made)]
+        batch = self.model.batches.get(reference)
+        user = batch.user_id if owner and batch else user
+        expected = (
+            "unknown reference" if batch and batch.user_id != user else self.model.void(reference)
+        )
+        outcome = actions.void(self.pool, OPERATOR, user, reference, why)
+        got = self.console_outcome(outcome, "void")
+        if isinstance(got, dict):
+            got = "replayed" if got["replayed"] else "voided"
+        assert got == expected
 
     @rule(user=USERS, hours=HOURS)
     def account(self, user, hours):

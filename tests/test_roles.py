@@ -247,6 +247,15 @@ def test_the_app_role_calls_every_function_of_the_interface(app_role_url, app_ca
             "grant",
             "grant",
         ]
+        # With metadata on the ledger entries, e.g. who reversed or voided and why.
+        call("credits.spend('alice', 3, 'ai-3')")
+        assert call("""credits.reverse_spend('alice', 'ai-3', '{"by": "ann"}')""")["returned"] == 3
+        assert call("""credits.void_grant('promo-1', '{"by": "ann"}')""")["voided"] == 5
+        written = app.execute("SELECT * FROM credits.statement('alice', 2)").fetchall()
+        assert [(entry[2], entry[7]) for entry in written] == [
+            ("void", {"by": "ann"}),
+            ("reverse", {"by": "ann"}),
+        ]
     # The invariant is checked after every test (tests/conftest.py).
 
 
@@ -269,6 +278,7 @@ def test_the_app_role_calls_every_function_of_the_interface(app_role_url, app_ca
         "SELECT credits.grant_batch('alice', 5, 'bonus', 'r', NULL, NULL,"
         " capped => false, strict_replay => true)",
         "SELECT credits.account_at(now(), 'alice')",
+        "SELECT credits.reverse_spend_at(now(), 'alice', 'r', NULL)",
         "CREATE FUNCTION credits.spend(text) RETURNS int LANGUAGE sql AS 'SELECT 1'",
     ],
 )

@@ -262,6 +262,9 @@ def value_of(name: str, values: Mapping[str, str]) -> Any:
 
 
 def settings_table() -> str:
-    """The README's settings table, made from SETTINGS."""
+    """The README's settings table, made from SETTINGS and the console's settings."""
+    # Imported here: the console's settings are declared with this package's Setting.
+    from credits.console.settings import SETTINGS as CONSOLE_SETTINGS
+
     head = ["| name | required | default | meaning |", "| --- | --- | --- | --- |"]
-    return "\n".join(head + [s.row() for s in SETTINGS])
+    return "\n".join(head + [s.row() for s in (*SETTINGS, *CONSOLE_SETTINGS)])

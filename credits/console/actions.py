@@ -2,8 +2,9 @@
 
 Each calls the same SQL function as any app (credits.ledger) and is recorded in
 credits.console_actions before the call (pending) and after it (its result), so every action
-is in the audit whatever happens. A grant's reference is the form's idempotency key, so a form
-sent twice grants once; its ledger entry's metadata names the operator and the reason.
+is in the audit whatever happens. The ledger entries an action writes carry metadata naming
+the operator, the reason and the recorded action. A grant's reference is the form's
+idempotency key, so a form sent twice grants once.
 """
 
 import contextlib
@@ -23,6 +24,8 @@ MAX_REASON_LENGTH = 500
 # A console grant's reference: this prefix and the form's idempotency key (a UUID).
 REFERENCE_PREFIX = "console:"
 GRANT_SOURCE = "adjustment"
+# A console action's ledger metadata: {"operator": name, "reason": text, "console_action": id}.
+Metadata = dict[str, Any]
 
 
 class BadRequest(ValueError):
@@ -80,15 +83,19 @@ def reason(form: dict[str, str]) -> str:
 
 
 def grant(pool: Pool, operator: Operator, asked: GrantAsked) -> Outcome:
-    """Grant the credits, once per form, with the operator and reason in the entry's metadata."""
-    request = ledger.GrantRequest(
-        user_id=asked.user_id,
-        amount=asked.amount,
-        source=GRANT_SOURCE,
-        reference_id=asked.reference_id,
-        validity_days=asked.validity_days,
-        metadata={"console_operator": operator.name, "reason": asked.reason},
-    )
+    """Grant the credits, once per form."""
+
+    def call(metadata: Metadata) -> ledger.Answer:
+        request = ledger.GrantRequest(
+            user_id=asked.user_id,
+            amount=asked.amount,
+            source=GRANT_SOURCE,
+            reference_id=asked.reference_id,
+            validity_days=asked.validity_days,
+            metadata=metadata,
+        )
+        return ledger.grant(pool, request)
+
     params = {"amount": asked.amount, "validity_days": asked.validity_days}
     return _recorded(
         pool,
@@ -98,7 +105,7 @@ def grant(pool: Pool, operator: Operator, asked: GrantAsked) -> Outcome:
         asked.reference_id,
         asked.reason,
         params,
-        lambda: ledger.grant(pool, request),
+        call,
         _granted,
     )
 
@@ -113,7 +120,7 @@ def reverse(pool: Pool, operator: Operator, user_id: str, reference_id: str, why
         reference_id,
         why,
         {},
-        lambda: ledger.reverse(pool, user_id, reference_id),
+        lambda metadata: ledger.reverse(pool, user_id, reference_id, metadata=metadata),
         _reversed,
     )
 
@@ -121,12 +128,12 @@ def reverse(pool: Pool, operator: Operator, user_id: str, reference_id: str, why
 def void(pool: Pool, operator: Operator, user_id: str, reference_id: str, why: str) -> Outcome:
     """Take back what remains of one of the user's one-off grants."""
 
-    def call() -> ledger.Answer:
+    def call(metadata: Metadata) -> ledger.Answer:
         if user_grant(pool, user_id, reference_id) is None:
             raise ledger.UnknownReference(
                 f"user {user_id!r} has no grant with reference_id {reference_id!r}"
             )
-        return ledger.void(pool, reference_id)
+        return ledger.void(pool, reference_id, metadata=metadata)
 
     return _recorded(pool, operator, "void", user_id, reference_id, why, {}, call, _voided)
 
@@ -154,10 +161,11 @@ def _recorded(
     reference_id: str,
     why: str,
     request: dict[str, Any],
-    call: Callable[[], ledger.Answer],
+    call: Callable[[Metadata], ledger.Answer],
     say: Callable[[ledger.Answer], str],
 ) -> Outcome:
-    """Record the action as pending, call the ledger, record what it answered."""
+    """Record the action as pending, call the ledger with the metadata naming the operator,
+    the reason and the action, record what it answered."""
     with connection(pool) as conn:
         params = {
             "operator": operator.name,
@@ -169,7 +177,7 @@ def _recorded(
         }
         action_id = one(conn.execute(queries["start_console_action"], params))["id"]
     try:
-        answer = call()
+        answer = call({"operator": operator.name, "reason": why, "console_action": action_id})
     except ledger.CreditsError as exc:
         code = next((c for c, kind in ledger.REFUSALS.items() if type(exc) is kind), None)
         refusal = {"code": code, "message": str(exc)}

@@ -19,7 +19,7 @@ from flask.typing import ResponseReturnValue
 
 from credits import ledger, monitor
 from credits.config import Settings
-from credits.console import actions, reports
+from credits.console import actions, reports, run_records
 from credits.console.auth import blueprint, operator_required, pool
 
 RUNS_PAGE = 50
@@ -87,6 +87,19 @@ def runs() -> ResponseReturnValue:
         statuses=reports.RUN_STATUSES,
         cursor=cursor,
         paged=before is not None,
+    )
+
+
+@blueprint.route("/runs/<uuid:run_id>")
+def run(run_id: uuid.UUID) -> ResponseReturnValue:
+    """One run: its results and error, and the subscriptions it could not grant, with why."""
+    found = run_records.job_run(pool(), run_id)
+    if found is None:
+        abort(404, "No run has this id.")
+    return render_template(
+        "console/run.html",
+        run=monitor.run_summary(found),
+        failures=run_records.failures(pool(), run_id),
     )
 
 

@@ -11,6 +11,11 @@ from credits.jobs.budget import Budget
 from credits.jobs.engine import Run
 from credits.jobs.job import Chunk, Counts, Job, JobRun, RunOptions
 
+# The failed subscriptions a run records for its page (credits.job_run_failures), the first
+# ones met (a stripe's chunk adds none once the run holds this many): enough to act on, while
+# a plan gone missing fails thousands at once.
+FAILURES_KEPT = 1000
+
 
 class Grant(Job):
     """Grant: a pass over the subscriptions, each chunk's due ones granted in one statement."""
@@ -39,7 +44,8 @@ class Grant(Job):
         return catch_up_from
 
     def work_chunk(self, conn: Connection, chunk: Chunk) -> Counts:
-        """Grant the chunk's due subscriptions; those that cannot be granted are logged."""
+        """Grant the chunk's due subscriptions; those that cannot be granted are logged and
+        recorded for the run."""
         row = one(
             conn.execute(
                 queries["grant_due_subscriptions"],
@@ -47,6 +53,7 @@ class Grant(Job):
                     **asdict(chunk),
                     "eligible_statuses": self.eligible_statuses,
                     "job_id": self.job_id,
+                    "failures_kept": FAILURES_KEPT,
                 },
             )
         )

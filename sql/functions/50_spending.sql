@@ -152,8 +152,11 @@ $$;
 -- Reverse a spend: its credits go back to the batches they came from. Credits drawn from a
 -- batch that has since passed its date, expired or been voided do not come back to life:
 -- each is written in the ledger as given back (reverse) and written off at once (lapse).
--- Once per spend: a replay answers the first reversal. Unknown spend: CR006.
-CREATE OR REPLACE FUNCTION credits.reverse_spend_at(at timestamptz, user_id text, reference_id text)
+-- Once per spend: a replay answers the first reversal. Unknown spend: CR006. metadata (a JSON
+-- object, or NULL) is written on each entry, e.g. who reversed it and why.
+CREATE OR REPLACE FUNCTION credits.reverse_spend_at(
+    at timestamptz, user_id text, reference_id text, metadata jsonb
+)
 RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -167,6 +170,7 @@ DECLARE
 BEGIN
     PERFORM credits.checked_text(user_id, 'user_id');
     PERFORM credits.checked_text(reference_id, 'reference_id');
+    PERFORM credits.checked_metadata(metadata);
     SELECT b.balance INTO v_balance
       FROM credits.balances b WHERE b.user_id = reverse_spend_at.user_id FOR UPDATE;
 
@@ -198,9 +202,9 @@ BEGIN
     LOOP
         v_balance := v_balance + v_draw.amount;
         INSERT INTO credits.transactions
-               (user_id, batch_id, type, amount, reference_id, balance_after)
+               (user_id, batch_id, type, amount, reference_id, balance_after, metadata)
         VALUES (reverse_spend_at.user_id, v_draw.batch_id, 'reverse', v_draw.amount,
-                reverse_spend_at.reference_id, v_balance);
+                reverse_spend_at.reference_id, v_balance, reverse_spend_at.metadata);
         v_draws := v_draws || jsonb_build_object('batch_id', v_draw.batch_id,
                                                  'amount', v_draw.amount, 'type', 'reverse');
         IF v_draw.live THEN
@@ -210,9 +214,9 @@ BEGIN
         ELSE
             v_balance := v_balance - v_draw.amount;
             INSERT INTO credits.transactions
-                   (user_id, batch_id, type, amount, reference_id, balance_after)
+                   (user_id, batch_id, type, amount, reference_id, balance_after, metadata)
             VALUES (reverse_spend_at.user_id, v_draw.batch_id, 'lapse', -v_draw.amount,
-                    reverse_spend_at.reference_id, v_balance);
+                    reverse_spend_at.reference_id, v_balance, reverse_spend_at.metadata);
             v_draws := v_draws || jsonb_build_object('batch_id', v_draw.batch_id,
                                                      'amount', -v_draw.amount, 'type', 'lapse');
             v_lapsed := v_lapsed + v_draw.amount;
@@ -245,7 +249,10 @@ $$;
 -- Void a one-off grant by the reference it was granted under (a pack: its purchase
 -- reference): what remains of it is taken back, what was spent is reported, not clawed back.
 -- Once: a replay answers the first void. Unknown reference: CR006; a subscription's grant: CR008.
-CREATE OR REPLACE FUNCTION credits.void_grant_at(at timestamptz, reference_id text)
+-- metadata (a JSON object, or NULL) is written on the void entry.
+CREATE OR REPLACE FUNCTION credits.void_grant_at(
+    at timestamptz, reference_id text, metadata jsonb
+)
 RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -259,6 +266,7 @@ DECLARE
     v_replayed boolean;
 BEGIN
     PERFORM credits.checked_text(reference_id, 'reference_id');
+    PERFORM credits.checked_metadata(metadata);
     -- Whose grant it is, unlocked: a batch never changes user.
     SELECT b.user_id INTO v_user_id
       FROM credits.batches b
@@ -292,8 +300,9 @@ BEGIN
              WHERE b.user_id = v_user_id
             RETURNING b.balance INTO v_balance;
             INSERT INTO credits.transactions
-                   (user_id, batch_id, type, amount, reference_id, balance_after)
-            VALUES (v_user_id, v_batch.id, 'void', -v_voided, v_batch.reference_id, v_balance);
+                   (user_id, batch_id, type, amount, reference_id, balance_after, metadata)
+            VALUES (v_user_id, v_batch.id, 'void', -v_voided, v_batch.reference_id, v_balance,
+                    void_grant_at.metadata);
         END IF;
     END IF;
     SELECT coalesce(-sum(t.amount), 0) INTO v_expired
@@ -305,3 +314,13 @@ BEGIN
         'balance', v_balance, 'replayed', v_replayed);
 END
 $$;
+
+-- The reversal and the void without metadata, as callers of earlier releases call them. Not
+-- a DEFAULT on the argument above: the two would then match a call without it alike.
+CREATE OR REPLACE FUNCTION credits.reverse_spend_at(at timestamptz, user_id text, reference_id text)
+RETURNS jsonb LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT credits.reverse_spend_at($1, $2, $3, NULL::jsonb) $$;
+
+CREATE OR REPLACE FUNCTION credits.void_grant_at(at timestamptz, reference_id text)
+RETURNS jsonb LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT credits.void_grant_at($1, $2, NULL::jsonb) $$;

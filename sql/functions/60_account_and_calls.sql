@@ -144,11 +144,19 @@ AS $$ SELECT credits.spend_at(now(), $1, NULL, $2, $3, $4, $5) $$;
 
 CREATE OR REPLACE FUNCTION credits.reverse_spend(user_id text, reference_id text)
 RETURNS jsonb LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT credits.reverse_spend_at(now(), $1, $2) $$;
+AS $$ SELECT credits.reverse_spend_at(now(), $1, $2, NULL::jsonb) $$;
+
+CREATE OR REPLACE FUNCTION credits.reverse_spend(user_id text, reference_id text, metadata jsonb)
+RETURNS jsonb LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT credits.reverse_spend_at(now(), $1, $2, $3) $$;
 
 CREATE OR REPLACE FUNCTION credits.void_grant(reference_id text)
 RETURNS jsonb LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT credits.void_grant_at(now(), $1) $$;
+AS $$ SELECT credits.void_grant_at(now(), $1, NULL::jsonb) $$;
+
+CREATE OR REPLACE FUNCTION credits.void_grant(reference_id text, metadata jsonb)
+RETURNS jsonb LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT credits.void_grant_at(now(), $1, $2) $$;
 
 CREATE OR REPLACE FUNCTION credits.account(user_id text, eligible_statuses text[] DEFAULT '{active}')
 RETURNS jsonb LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -171,7 +179,9 @@ REVOKE ALL ON FUNCTION
     credits.spend_at(timestamptz, text, bigint, text, bigint, text, jsonb),
     credits.spend_replay(text, text, bigint, text, bigint),
     credits.reverse_spend_at(timestamptz, text, text),
+    credits.reverse_spend_at(timestamptz, text, text, jsonb),
     credits.void_grant_at(timestamptz, text),
+    credits.void_grant_at(timestamptz, text, jsonb),
     credits.account_at(timestamptz, text, text[]),
     credits.grant_credits(text, bigint, text, text, bigint, timestamptz, jsonb),
     credits.buy_package(text, text, text),
@@ -180,7 +190,9 @@ REVOKE ALL ON FUNCTION
     credits.spend(text, bigint, text, jsonb),
     credits.spend_service(text, text, bigint, text, jsonb),
     credits.reverse_spend(text, text),
+    credits.reverse_spend(text, text, jsonb),
     credits.void_grant(text),
+    credits.void_grant(text, jsonb),
     credits.account(text, text[]),
     credits.statement(text, integer, bigint)
 FROM PUBLIC;
