@@ -1,5 +1,5 @@
-"""The plans file: subscription plans, credit packs, service costs, the sign-up bonus and the
-balance cap, loaded by operators from a TOML file into the credits schema, all or nothing."""
+"""The plans file: subscription plans, credit packs, service costs, the sign-up bonus, the
+balance cap and the notifications' thresholds, loaded by operators from a TOML file into the credits schema, all or nothing."""
 
 import tomllib
 import unicodedata
@@ -16,7 +16,7 @@ Row = dict[str, Any]
 # (the schema's checks say the same for packs and the sign-up bonus).
 MAX_VALIDITY_DAYS = 36500
 MAX_ID_LENGTH = 200
-SOURCES = ("registration", "packages", "services", "limits")
+SOURCES = ("registration", "packages", "services", "limits", "notifications")
 
 
 class PlanFileError(ValueError):
@@ -32,6 +32,7 @@ class Catalog:
     services: list[Row]
     registration: Row | None
     limits: Row | None
+    notifications: Row | None = None
 
 
 def read_plans(path: str | Path) -> Catalog:
@@ -48,7 +49,7 @@ def read_plans(path: str | Path) -> Catalog:
     if unknown:
         raise PlanFileError(
             f"{path}: unknown top-level key(s) {sorted(unknown)}; expected [plans.<id>], "
-            "[packages.<id>], [services], [registration] or [limits]"
+            "[packages.<id>], [services], [registration], [limits] or [notifications]"
         )
     if not document or "plans" in document:
         tables = document.get("plans")
@@ -62,6 +63,9 @@ def read_plans(path: str | Path) -> Catalog:
         if "registration" in document
         else None,
         limits=_limits(document["limits"]) if "limits" in document else None,
+        notifications=_notifications(document["notifications"])
+        if "notifications" in document
+        else None,
     )
 
 
@@ -77,6 +81,8 @@ def load_plans(pool: Pool, path: str | Path) -> Catalog:
                 cur.execute(queries["set_registration"], catalog.registration)
             if catalog.limits is not None:
                 cur.execute(queries["set_limits"], catalog.limits)
+            if catalog.notifications is not None:
+                cur.execute(queries["set_notifications"], catalog.notifications)
     return catalog
 
 
@@ -134,6 +140,14 @@ def _registration(fields: Any) -> Row:
 def _limits(fields: Any) -> Row:
     """[limits]: max_balance, the cap a pack may not take a balance above (absent: no cap)."""
     return _fields("[limits]", fields, (), ("max_balance",))
+
+
+def _notifications(fields: Any) -> Row:
+    """[notifications]: expiring_days (a batch's notice before it lapses) and low_balance."""
+    values = _fields("[notifications]", fields, (), ("expiring_days", "low_balance"))
+    if (values["expiring_days"] or 0) > MAX_VALIDITY_DAYS:
+        raise PlanFileError(f"[notifications]: expiring_days must be at most {MAX_VALIDITY_DAYS}")
+    return values
 
 
 def _fields(what: str, fields: Any, required: tuple[str, ...], optional: tuple[str, ...]) -> Row:
