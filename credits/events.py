@@ -80,7 +80,11 @@ def post(url: str, secret: str, event: dict[str, Any], timeout: float) -> str | 
     """POST one event, signed; None when the receiver took it (2xx), else why not."""
     message_id = f"evt_{event['id']}"
     body = json.dumps(
-        {"type": event["type"], "timestamp": event["created_at"].isoformat(), "data": event["payload"]},
+        {
+            "type": event["type"],
+            "timestamp": event["created_at"].isoformat(),
+            "data": event["payload"],
+        },
         separators=(",", ":"),
     ).encode()
     now = datetime.now(timezone.utc)
@@ -104,7 +108,7 @@ def post(url: str, secret: str, event: dict[str, Any], timeout: float) -> str | 
 
 
 def deliver(pool: Pool, settings: Settings, budget: float | None) -> Delivery:
-    """Prune past the retention, then post the due events until none is left or the budget is spent."""
+    """Prune past the retention, then post due events until none is left or the budget is spent."""
     clock = Budget(budget)
     done = Delivery()
     with connection(pool) as conn:

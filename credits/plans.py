@@ -1,5 +1,6 @@
 """The plans file: subscription plans, credit packs, service costs, the sign-up bonus, the
-balance cap and the notifications' thresholds, loaded by operators from a TOML file into the credits schema, all or nothing."""
+balance cap and the notifications' thresholds, loaded by operators from a TOML file into the
+credits schema, all or nothing."""
 
 import tomllib
 import unicodedata

@@ -23,14 +23,13 @@ def types(sql_run):
 
 def grant(sql_run, user, amount, reference, days=None):
     return sql_run(
-        "SELECT credits.grant_credits(%s, %s, 'bonus', %s, %s) AS a", (user, amount, reference, days)
+        "SELECT credits.grant_credits(%s, %s, 'bonus', %s, %s) AS a",
+        (user, amount, reference, days),
     )[0]["a"]
 
 
 def notifications(sql_run, expiring_days=None, low_balance=None):
-    sql_run(
-        "INSERT INTO credits.notifications VALUES (true, %s, %s)", (expiring_days, low_balance)
-    )
+    sql_run("INSERT INTO credits.notifications VALUES (true, %s, %s)", (expiring_days, low_balance))
 
 
 def test_a_grant_writes_one_granted_event_with_its_batch(sql_run):
@@ -207,3 +206,28 @@ def test_notice_statement_without_the_setting_writes_nothing(pool, sql_run):
     with pool.connection() as conn:
         assert events.notice_expiring(conn, None) == 0
     assert types(sql_run) == [("credits.granted", "alice")]
+
+
+def test_load_plans_sets_the_notifications_and_refuses_bad_ones(run_cli, sql_run, tmp_path):
+    path = tmp_path / "plans.toml"
+    path.write_text("[notifications]\nexpiring_days = 7\nlow_balance = 20\n")
+    assert run_cli("load-plans", str(path)).exit_code == 0
+    assert sql_run("SELECT expiring_days, low_balance FROM credits.notifications") == [
+        {"expiring_days": 7, "low_balance": 20}
+    ]
+    for bad in ("expiring_days = 0", "low_balance = -5", "expiring_days = 40000", "often = 1"):
+        path.write_text(f"[notifications]\n{bad}\n")
+        result = run_cli("load-plans", str(path))
+        assert result.exit_code == 2 and "[notifications]" in result.output, result.output
+    assert sql_run("SELECT low_balance FROM credits.notifications")[0]["low_balance"] == 20
+
+
+def test_a_run_that_fails_writes_job_failed(pool, settings, sql_run, add_plan, subscribe):
+    add_plan("pro", 100, 30)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    sql_run("ALTER TABLE credits.transactions ADD CONSTRAINT no_grant CHECK (type <> 'grant')")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        jobs.grant(pool, settings, MARCH_15)
+    (failed,) = outbox(sql_run)
+    assert failed["type"] == "credits.job_failed" and failed["payload"]["status"] == "failed"
+    assert "no_grant" in failed["payload"]["error"]

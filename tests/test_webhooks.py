@@ -130,7 +130,9 @@ def test_a_failing_receiver_gets_the_event_again_with_the_same_id_and_order_is_k
     assert first["attempts"] == 1 and first["last_error"] == "HTTP 500"
     due_now(sql_run)
     assert deliver().delivered == 2  # alice's first, then her second
-    alice = [(i, e["data"]["amount"]) for i, e in receiver.requests if e["data"]["user_id"] == "alice"]
+    alice = [
+        (i, e["data"]["amount"]) for i, e in receiver.requests if e["data"]["user_id"] == "alice"
+    ]
     assert alice == [(alice[0][0], 10), (alice[0][0], 10), (alice[2][0], 20)]
 
 
@@ -158,7 +160,11 @@ def test_a_receiver_down_loses_nothing_and_gets_all_in_order_once_back(
         assert done.delivered == 0 and done.failed == 3 and "unreachable" in done.last_error
         due_now(sql_run)
     back = config.Settings.from_mapping(
-        {**test_config, "CREDITS_WEBHOOK_URL": receiver.url, "CREDITS_WEBHOOK_SECRET": WEBHOOK_SECRET}
+        {
+            **test_config,
+            "CREDITS_WEBHOOK_URL": receiver.url,
+            "CREDITS_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        }
     )
     while events.deliver(pool, back, None).delivered:
         pass

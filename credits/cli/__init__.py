@@ -1,7 +1,8 @@
 """The operators' command line: `python -m credits COMMAND`.
 
 base.py holds the group and what every command shares; operations.py the schema, plans, jobs
-and checks; accounts.py the credits calls; events.py the events outbox; deprecated.py the old names kept for scripts.
+and checks; accounts.py the credits calls; events.py the events outbox; deprecated.py the old
+names kept for scripts.
 """
 
 from credits.cli import accounts, deprecated, events, operations
