@@ -40,7 +40,7 @@ def test_a_grant_writes_one_granted_event_with_its_batch(sql_run):
     payload = event["payload"]
     assert payload["amount"] == 100 and payload["balance"] == 100
     assert payload["reference_id"] == "welcome" and payload["source"] == "bonus"
-    assert payload["batch_id"] > 0 and payload["expires_at"] is None
+    assert payload["batch_id"] > 0 and payload["job_id"] is None
 
 
 def test_a_replayed_grant_writes_no_second_event(sql_run):

@@ -36,17 +36,17 @@ BEGIN
          GROUP BY 1, 2, 3
     ),
     made AS (
-        -- A grant's source and expiry by its batch's primary key, one probe each (LATERAL,
-        -- kept apart by OFFSET 0): the transition table has no statistics to plan a join by.
+        -- A grant run's entries are subscriptions'; any other grant's source is its batch's,
+        -- one probe by primary key (the grant job's million entries need none).
         SELECT n.id AS first_id, 'credits.granted' AS type, n.user_id,
                jsonb_build_object('user_id', n.user_id, 'reference_id', n.reference_id,
                                   'amount', n.amount, 'balance', n.balance_after,
-                                  'batch_id', n.batch_id, 'source', b.source,
-                                  'expires_at', b.expires_at, 'job_id', n.job_id,
-                                  'metadata', n.metadata) AS payload
+                                  'batch_id', n.batch_id,
+                                  'source', CASE WHEN n.job_id IS NOT NULL THEN 'subscription'
+                                            ELSE (SELECT b.source FROM credits.batches b
+                                                   WHERE b.id = n.batch_id) END,
+                                  'job_id', n.job_id, 'metadata', n.metadata) AS payload
           FROM new_entries n
-         CROSS JOIN LATERAL (SELECT source, expires_at FROM credits.batches
-                              WHERE id = n.batch_id OFFSET 0) AS b
          WHERE n.type = 'grant'
         UNION ALL
         SELECT n.id, 'credits.voided', n.user_id,

@@ -24,8 +24,9 @@ CREATE TABLE IF NOT EXISTS credits.events (
 CREATE INDEX IF NOT EXISTS events_pending_user_idx
     ON credits.events ((coalesce(user_id, '')), id)
     WHERE delivered_at IS NULL AND given_up_at IS NULL;
--- Retention deletes the oldest events first.
-CREATE INDEX IF NOT EXISTS events_created_at_idx ON credits.events (created_at);
+-- Retention deletes the oldest events first. Events are written in time order, so a BRIN
+-- index finds them at a fraction of a B-tree's cost on every insert.
+CREATE INDEX IF NOT EXISTS events_created_at_idx ON credits.events USING brin (created_at);
 
 -- The plans file's [notifications]: how many days before a batch lapses it is announced
 -- (credits.expiring_soon), and the balance under which a user's is low (credits.balance_low).
