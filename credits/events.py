@@ -188,7 +188,9 @@ def _seconds_left(clock: Budget) -> float | None:
 
 
 def notice_expiring(conn: Connection, cutoff: datetime | None) -> int:
-    """Write credits.expiring_soon for the batches lapsing soon after cutoff (None: now)."""
+    """Write credits.expiring_soon for the batches lapsing soon after cutoff (None: now), in the
+    caller's transaction."""
+    conn.execute(queries["lock_expiring_notices"])
     row = one(conn.execute(queries["notice_expiring_batches"], {"cutoff": cutoff}))
     if row["last_id"] is not None:
         conn.execute(queries["notify_events"], {"last_id": row["last_id"]})
