@@ -228,3 +228,12 @@ BEGIN
          LIMIT max_rows;
 END
 $$;
+
+-- Nobody may call these unless granted (sql/roles.sql): PUBLIC may run any function by default.
+-- The triggers need no grant: a trigger's function is checked when the trigger is made.
+REVOKE ALL ON FUNCTION
+    credits.record_ledger_events(),
+    credits.record_balance_events(),
+    credits.record_job_failed(),
+    credits.events_after(bigint, integer)
+FROM PUBLIC;
