@@ -31,6 +31,7 @@ from psycopg.conninfo import make_conninfo
 
 from credits import config, db, ledger
 from testing.databases import admin, create_database, drop_database, embedded_server, unique_name
+from testing.events_check import event_mismatches
 from testing.invariant import invariant_violations
 from testing.model import Credits, Subscription
 from testing.seeders import add_package, add_plan, add_subscription
@@ -385,6 +386,7 @@ class Check:
             consumed = self.spending()
             self.balances()
             self.job_runs()
+            self.found += [f"events: {m}" for m in event_mismatches(self.rows)]
         self.report["database"] = {
             "batches": len(refs),
             "expired batches": expired["batches"],
@@ -403,6 +405,10 @@ class Check:
         n = self.one(statement)["n"]
         if n:
             self.found.append(f"{n} {what}")
+
+    def rows(self, statement):
+        """Every row a statement answers."""
+        return self.conn.execute(statement).fetchall()
 
     def one(self, statement):
         """The one row a statement answers."""
