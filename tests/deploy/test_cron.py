@@ -26,7 +26,8 @@ def test_crontab_runs_grant_at_01_expire_at_04_utc_and_delivers_every_5_minutes(
     assert "CRON_TZ=UTC" in text.splitlines()
     commands = crontab_commands()
     assert list(commands) == [SCHEDULES["grant"], SCHEDULES["expire"], SCHEDULES["deliver"]]
-    assert commands[SCHEDULES["deliver"]].endswith("-m credits deliver >> /var/log/credits.log 2>&1")
+    deliver = commands[SCHEDULES["deliver"]]
+    assert deliver.endswith("-m credits deliver >> /var/log/credits.log 2>&1")
     assert commands[SCHEDULES["grant"]].endswith("-m credits grant >> /var/log/credits.log 2>&1")
 
 
