@@ -7,9 +7,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from click.testing import CliRunner
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from credits import config, events
+from credits.cli import cli
 from testing import SECRET
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"credits-webhook-test-secret!").decode()
@@ -288,3 +290,18 @@ def auth_header():
 def test_bad_webhook_settings_stop_the_service(test_config, values, message):
     with pytest.raises(config.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         config.Settings.from_mapping({**test_config, **values})
+
+
+def test_the_cli_makes_a_secret_the_service_takes_and_delivers_with_it(
+    sql_run, database_url, receiver
+):
+    made = CliRunner().invoke(cli, ["webhook-secret"])
+    secret = made.stdout.strip()
+    assert made.exit_code == 0 and secret.startswith("whsec_")
+    receiver.webhook = Webhook(secret)
+    grant(sql_run, "alice", 10, "a")
+    env = {"DATABASE_URL": database_url, "CREDITS_WEBHOOK_URL": receiver.url}
+    result = CliRunner().invoke(cli, ["deliver"], env={**env, "CREDITS_WEBHOOK_SECRET": secret})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["results"]["delivered"] == 1
+    assert [e["data"]["amount"] for _, e in receiver.taken] == [10]
