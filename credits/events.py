@@ -5,6 +5,7 @@ them, signed by the `standardwebhooks` library, each user's in order, at least o
 tries a failed one again later (docs/EVENTS.md). A delivery is a budgeted call, like a job's.
 """
 
+import http.client
 import json
 import logging
 import time
@@ -103,7 +104,8 @@ def post(url: str, secret: str, event: dict[str, Any], timeout: float) -> str | 
         return f"HTTP {exc.code}"
     except urllib.error.URLError as exc:
         return f"unreachable: {exc.reason}"
-    except (TimeoutError, OSError) as exc:
+    except (TimeoutError, OSError, http.client.HTTPException) as exc:
+        # HTTPException: an answer that is not HTTP (a bad status line, a body cut short).
         return f"no answer: {exc}" if str(exc) else f"no answer: {type(exc).__name__}"
 
 

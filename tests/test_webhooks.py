@@ -2,6 +2,7 @@
 
 import base64
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -305,3 +306,24 @@ def test_the_cli_makes_a_secret_the_service_takes_and_delivers_with_it(
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["results"]["delivered"] == 1
     assert [e["data"]["amount"] for _, e in receiver.taken] == [10]
+
+
+def test_a_receiver_answering_garbage_is_a_failed_attempt(sql_run, test_config, pool):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def answer_garbage():
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"not http at all\r\n\r\n")
+        conn.close()
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/hooks"
+    values = {**test_config, "CREDITS_WEBHOOK_URL": url, "CREDITS_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    grant(sql_run, "alice", 10, "a")
+    done = events.deliver(pool, config.Settings.from_mapping(values), None)
+    server.close()
+    assert (done.delivered, done.failed) == (0, 1) and "no answer" in done.last_error
+    assert pending(sql_run)[0]["attempts"] == 1
