@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from credits import events, jobs
+from credits import db, events, jobs
 
 MARCH_15 = date(2026, 3, 15)
 
@@ -231,3 +231,18 @@ def test_a_run_that_fails_writes_job_failed(pool, settings, sql_run, add_plan, s
     (failed,) = outbox(sql_run)
     assert failed["type"] == "credits.job_failed" and failed["payload"]["status"] == "failed"
     assert "no_grant" in failed["payload"]["error"]
+
+
+def test_a_run_found_abandoned_writes_job_failed(pool, sql_run):
+    lost = "00000000-0000-0000-0000-000000000002"
+    sql_run(
+        f"INSERT INTO credits.job_runs (id, job, status) VALUES ('{lost}', 'expire', 'running')"
+    )
+    with pool.connection() as conn:
+        conn.execute(
+            db.queries["abandon_job_runs"],
+            {"job": "expire", "job_id": "00000000-0000-0000-0000-000000000003"},
+        )
+    (event,) = outbox(sql_run)
+    assert event["type"] == "credits.job_failed"
+    assert event["payload"]["status"] == "abandoned" and event["payload"]["job_id"] == lost
