@@ -1,5 +1,6 @@
-"""The plans file: subscription plans, credit packs, service costs, the sign-up bonus and the
-balance cap, loaded by operators from a TOML file into the credits schema, all or nothing."""
+"""The plans file: subscription plans, credit packs, service costs, the sign-up bonus, the
+balance cap and the notifications' thresholds, loaded by operators from a TOML file into the
+credits schema, all or nothing."""
 
 import tomllib
 import unicodedata
@@ -12,7 +13,7 @@ from credits.limits import MAX_CREDITS, MAX_TEXT_LENGTH, MAX_VALIDITY_DAYS
 
 # A row to write (a plan, a pack, a service, the bonus, the limits) by column name.
 Row = dict[str, Any]
-SOURCES = ("registration", "packages", "services", "limits")
+SOURCES = ("registration", "packages", "services", "limits", "notifications")
 
 
 class PlanFileError(ValueError):
@@ -28,6 +29,7 @@ class Catalog:
     services: list[Row]
     registration: Row | None
     limits: Row | None
+    notifications: Row | None = None
 
 
 def read_plans(path: str | Path) -> Catalog:
@@ -44,7 +46,7 @@ def read_plans(path: str | Path) -> Catalog:
     if unknown:
         raise PlanFileError(
             f"{path}: unknown top-level key(s) {sorted(unknown)}; expected [plans.<id>], "
-            "[packages.<id>], [services], [registration] or [limits]"
+            "[packages.<id>], [services], [registration], [limits] or [notifications]"
         )
     if not document or "plans" in document:
         tables = document.get("plans")
@@ -58,6 +60,9 @@ def read_plans(path: str | Path) -> Catalog:
         if "registration" in document
         else None,
         limits=_limits(document["limits"]) if "limits" in document else None,
+        notifications=_notifications(document["notifications"])
+        if "notifications" in document
+        else None,
     )
 
 
@@ -73,6 +78,8 @@ def load_plans(pool: Pool, path: str | Path) -> Catalog:
                 cur.execute(queries["set_registration"], catalog.registration)
             if catalog.limits is not None:
                 cur.execute(queries["set_limits"], catalog.limits)
+            if catalog.notifications is not None:
+                cur.execute(queries["set_notifications"], catalog.notifications)
     return catalog
 
 
@@ -134,6 +141,14 @@ def _registration(fields: Any) -> Row:
 def _limits(fields: Any) -> Row:
     """[limits]: max_balance, the cap a pack may not take a balance above (absent: no cap)."""
     return _fields("[limits]", fields, (), ("max_balance",))
+
+
+def _notifications(fields: Any) -> Row:
+    """[notifications]: expiring_days (a batch's notice before it lapses) and low_balance."""
+    values = _fields("[notifications]", fields, (), ("expiring_days", "low_balance"))
+    if (values["expiring_days"] or 0) > MAX_VALIDITY_DAYS:
+        raise PlanFileError(f"[notifications]: expiring_days must be at most {MAX_VALIDITY_DAYS}")
+    return values
 
 
 def _fields(what: str, fields: Any, required: tuple[str, ...], optional: tuple[str, ...]) -> Row:

@@ -34,6 +34,7 @@ from credits import config, db, ledger
 from credits.console import actions
 from credits.console.operators import Operator
 from testing.databases import admin, create_database, drop_database, embedded_server, unique_name
+from testing.events_check import event_mismatches
 from testing.invariant import invariant_violations
 from testing.model import Credits, Subscription
 from testing.seeders import add_package, add_plan, add_subscription
@@ -451,6 +452,7 @@ class Check:
             consumed = self.spending()
             self.balances()
             self.job_runs()
+            self.found += [f"events: {m}" for m in event_mismatches(self.rows)]
         self.report["database"] = {
             "batches": len(refs),
             "expired batches": expired["batches"],
@@ -469,6 +471,10 @@ class Check:
         n = self.one(statement)["n"]
         if n:
             self.found.append(f"{n} {what}")
+
+    def rows(self, statement):
+        """Every row a statement answers."""
+        return self.conn.execute(statement).fetchall()
 
     def one(self, statement):
         """The one row a statement answers."""

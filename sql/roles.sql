@@ -87,6 +87,18 @@ BEGIN
         'GRANT SELECT, INSERT, UPDATE, DELETE ON credits.job_progress TO %I', service_role
     );
 
+    -- The events outbox (docs/EVENTS.md): the changes' triggers write it as the owner; the
+    -- service announces batches lapsing soon, marks deliveries and prunes past the retention.
+    EXECUTE format('GRANT SELECT ON credits.notifications TO %I', service_role);
+    EXECUTE format('GRANT SELECT, INSERT ON credits.batch_notices TO %I', service_role);
+    EXECUTE format('GRANT SELECT, INSERT, DELETE ON credits.events TO %I', service_role);
+    EXECUTE format(
+        'GRANT UPDATE (delivered_at, attempts, next_attempt_at, last_error, given_up_at) '
+        'ON credits.events TO %I', service_role
+    );
+    EXECUTE format('GRANT EXECUTE ON FUNCTION credits.events_after(bigint, integer) TO %I',
+                   service_role);
+
     -- The grant rules. Functions are executable by PUBLIC unless the DBA revoked that.
     EXECUTE format(
         'GRANT EXECUTE ON FUNCTION credits.due_day(timestamptz, date), '
@@ -135,7 +147,8 @@ BEGIN
         'credits.spend_service(text, text, bigint, text, jsonb), '
         'credits.reverse_spend(text, text), credits.reverse_spend(text, text, jsonb), '
         'credits.void_grant(text), credits.void_grant(text, jsonb), '
-        'credits.account(text, text[]), credits.statement(text, integer, bigint) TO %I',
+        'credits.account(text, text[]), credits.statement(text, integer, bigint), '
+        'credits.events_after(bigint, integer) TO %I',
         app_role
     );
     -- Subscriptions are the app's to write: added, changed, ended or removed (reading them is

@@ -517,9 +517,10 @@ def test_a_spend_retried_while_the_first_is_in_flight_replays_it(database_url, s
 
 def test_the_schema_upgrades_a_database_of_the_previous_release(sql_run):
     # The previous release's ledger: three entry types, no balance_after, one grant or expire
-    # entry per batch and type; batches without the voided status.
+    # entry per batch and type; batches without the voided status, nor the events' trigger.
     sql_run(
         """
+        DROP TRIGGER transactions_events ON credits.transactions;
         DROP INDEX credits.transactions_once_per_batch_key;
         CREATE UNIQUE INDEX transactions_grant_expire_once_key
             ON credits.transactions (batch_id, type) WHERE type <> 'consume';

@@ -29,6 +29,7 @@ from credits import jobs, ledger
 from credits.console import actions
 from credits.console.operators import Operator
 from testing import SECRET
+from testing.events_check import event_mismatches
 from testing.model import Batch, Credits, Subscription, midnight
 from testing.seeders import add_subscription
 
@@ -96,7 +97,8 @@ class CreditsMachine(RuleBasedStateMachine):
             "TRUNCATE credits.transactions, credits.batches, credits.balances, credits.job_runs, "
             "credits.job_progress, credits.subscription_grants, credits.subscriptions, "
             "credits.plans, credits.packages, credits.services, credits.registration, "
-            "credits.limits, credits.console_actions, credits.job_run_failures RESTART IDENTITY"
+            "credits.limits, credits.console_actions, credits.job_run_failures, credits.events, "
+            "credits.low_balances, credits.batch_notices RESTART IDENTITY"
         )
         for package_id, (credits, bonus, validity_days) in PACKAGES.items():
             self.sql(
@@ -506,6 +508,7 @@ class CreditsMachine(RuleBasedStateMachine):
         assert balances == self.model.balances()
         assert all(balance >= 0 for balance in balances.values())
         assert ledger.find_invariant_violations(self.pool) == ([], 0)
+        assert event_mismatches(self.sql) == []  # each change has its one event, none more
 
         runs = self.sql("SELECT job, status, count(*) AS n FROM credits.job_runs GROUP BY 1, 2")
         assert {(r["job"], r["status"]): r["n"] for r in runs} == {

@@ -146,3 +146,32 @@ def public_url(name: str, text: str) -> str | None:
             f"e.g. https://credits.example.com, got {value!r}"
         )
     return value
+
+
+def webhook_url(name: str, text: str) -> str | None:
+    """An http(s) URL the events are posted to, None when empty."""
+    value = text.strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    return value
+
+
+def webhook_secret(name: str, text: str) -> str | None:
+    """A Standard Webhooks secret (whsec_ and base64), checked by the library that signs."""
+    # Imported here: only a service that delivers events loads the library.
+    from standardwebhooks.webhooks import Webhook
+
+    value = text.strip()
+    if not value:
+        return None
+    try:
+        Webhook(value)
+    except Exception:
+        raise ConfigError(
+            f"{name} must be a Standard Webhooks secret: whsec_ followed by base64 "
+            "(e.g. from `python -m credits webhook-secret`)"
+        ) from None
+    return value

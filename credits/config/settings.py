@@ -29,6 +29,9 @@ class Settings:
     parallel_chunks: int
     catch_up_days: int
     data_dir: Path
+    webhook_url: str | None
+    webhook_secret: str | None
+    events_retention_days: int
     max_budget: float
 
     @classmethod
@@ -50,6 +53,9 @@ class Settings:
                 "CREDITS_PUBLIC_URL must be set with the QStash signing keys: the URL QStash "
                 "calls, up to the routes (e.g. https://credits.example.com)"
             )
+        if (fields["webhook_url"] is None) != (fields["webhook_secret"] is None):
+            # Unsigned events would be refused by the receiver; a secret alone posts nothing.
+            raise ConfigError("CREDITS_WEBHOOK_URL and CREDITS_WEBHOOK_SECRET must be set together")
         limit_name, limit = request_limit(values)
         max_budget = limit - CHUNK_MARGIN
         if fields["time_budget"] > max_budget:

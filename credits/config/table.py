@@ -15,6 +15,8 @@ from credits.config.readers import (
     public_url,
     status_list,
     trimmed_text,
+    webhook_secret,
+    webhook_url,
     whole_number,
 )
 
@@ -179,6 +181,31 @@ SETTINGS = (
             "(docs/ENDPOINTS.md#get-apijobscreditsgrant)), 0 to 28"
         ),
         field="catch_up_days",
+    ),
+    Setting(
+        "CREDITS_WEBHOOK_URL",
+        read=webhook_url,
+        default=None,
+        required="no; with its secret",
+        meaning="where events are posted as [Standard Webhooks](docs/EVENTS.md)",
+        field="webhook_url",
+        default_note="events stay in the outbox for the host to read",
+    ),
+    Setting(
+        "CREDITS_WEBHOOK_SECRET",
+        read=webhook_secret,
+        default=None,
+        required="with the URL",
+        meaning="the webhooks' signing secret, `whsec_` and base64",
+        field="webhook_secret",
+    ),
+    Setting(
+        "CREDITS_EVENTS_RETENTION_DAYS",
+        read=positive(int, "a whole number of days"),
+        default="7",
+        required="no",
+        meaning="days a delivered event (an undelivered one without a URL) is kept",
+        field="events_retention_days",
     ),
     Setting(
         "CREDITS_DATA_DIR",

@@ -4,9 +4,9 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
-from credits import db
+from credits import db, events
 from credits.config import Settings
-from credits.db import Connection, Pool, one, queries
+from credits.db import Connection, Pool, connection, one, queries
 from credits.jobs.engine import Run
 from credits.jobs.job import Chunk, Counts, Job, JobRun, RunOptions
 
@@ -57,4 +57,9 @@ def expire(pool: Pool, settings: Settings, options: ExpireOptions | None = None)
     run_date = (asked.at or db.now(pool)).astimezone(timezone.utc).date()
     run = Run(pool, settings, job, run_date, asked, cutoff=asked.at).work()
     job.log_end(run)
+    if run.complete:
+        # Once the due batches are gone, those lapsing soon are announced, each once.
+        with connection(pool) as conn, conn.transaction():
+            noticed = events.notice_expiring(conn, asked.at)
+        job.log.info("Expiring soon: %d batch(es) announced", noticed, extra={"noticed": noticed})
     return run

@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from credits import db, jobs, monitor
+from credits import db, events, jobs, monitor
 from credits.config import Settings
 from credits.jobs import body, params
 from credits.web import auth
@@ -73,6 +73,7 @@ def grant() -> ResponseReturnValue:
             budget=params.parse_budget(args.get("budget"), settings),
         ),
     )
+    _deliver_after(run)
     return jsonify(body.run_body(run))
 
 
@@ -84,7 +85,31 @@ def expire() -> ResponseReturnValue:
     budget = params.parse_budget(args.get("budget"), service["settings"])
     options = jobs.ExpireOptions(job_id=g.job_id, budget=budget)
     run = jobs.expire(service["pool"], service["settings"], options)
+    _deliver_after(run)
     return jsonify(body.run_body(run))
+
+
+@blueprint.route("/api/jobs/credits/deliver", methods=["GET", "POST"])
+def deliver() -> ResponseReturnValue:
+    """Post the due events to the webhook receiver, within the budget."""
+    args = _job_args({"budget"})
+    service = _service()
+    budget = params.parse_budget(args.get("budget"), service["settings"])
+    done = events.deliver(service["pool"], service["settings"], budget)
+    return jsonify({**done.body(), "jobId": str(g.job_id)})
+
+
+def _deliver_after(run: jobs.JobRun) -> None:
+    """Post the events due with what is left of a job call's budget, when a receiver is set."""
+    settings = _service()["settings"]
+    left = params.parse_budget(request.args.get("budget"), settings) - run.duration_ms / 1000
+    if settings.webhook_url is None or run.dry_run or left < 1:
+        return
+    try:
+        events.deliver(_service()["pool"], settings, left)
+    except db.DatabaseUnavailable:
+        # The run is done and said so; its events wait for the next call.
+        logger.warning("Events not delivered after run %s: database unavailable", run.job_id)
 
 
 @blueprint.route("/api/jobs/credits/status")

@@ -6,12 +6,12 @@ import sys
 
 from .support import DEPLOY, ROOT
 
-SCHEDULES = {"grant": "0 1 * * *", "expire": "0 4 * * *"}
+SCHEDULES = {"grant": "0 1 * * *", "expire": "0 4 * * *", "deliver": "*/5 * * * *"}
 
 
 def crontab_commands():
     lines = (DEPLOY / "cron" / "crontab").read_text().splitlines()
-    entries = [line.split(maxsplit=5) for line in lines if line and line[0].isdigit()]
+    entries = [line.split(maxsplit=5) for line in lines if line and line[0] in "0123456789*"]
     return {" ".join(entry[:5]): entry[5] for entry in entries}
 
 
@@ -21,11 +21,13 @@ def installed(command, log):
     return command.replace(".venv/bin/python", sys.executable)
 
 
-def test_crontab_runs_grant_at_01_and_expire_at_04_utc():
+def test_crontab_runs_grant_at_01_expire_at_04_utc_and_delivers_every_5_minutes():
     text = (DEPLOY / "cron" / "crontab").read_text()
     assert "CRON_TZ=UTC" in text.splitlines()
     commands = crontab_commands()
-    assert list(commands) == [SCHEDULES["grant"], SCHEDULES["expire"]]
+    assert list(commands) == [SCHEDULES["grant"], SCHEDULES["expire"], SCHEDULES["deliver"]]
+    deliver = commands[SCHEDULES["deliver"]]
+    assert deliver.endswith("-m credits deliver >> /var/log/credits.log 2>&1")
     assert commands[SCHEDULES["grant"]].endswith("-m credits grant >> /var/log/credits.log 2>&1")
 
 

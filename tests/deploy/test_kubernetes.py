@@ -8,7 +8,7 @@ import yaml
 
 from .support import DEPLOY, ROOT, dockerfile
 
-SCHEDULES = {"grant": "0 1 * * *", "expire": "0 4 * * *"}
+SCHEDULES = {"grant": "0 1 * * *", "expire": "0 4 * * *", "deliver": "*/5 * * * *"}
 
 
 def kubernetes_cronjobs():
@@ -27,6 +27,7 @@ def test_kubernetes_cronjobs_run_each_job_once_a_day_in_utc_never_overlapping():
     assert jobs == {
         SCHEDULES["grant"]: ["python", "-m", "credits", "grant"],
         SCHEDULES["expire"]: ["python", "-m", "credits", "expire"],
+        SCHEDULES["deliver"]: ["python", "-m", "credits", "deliver", "--budget", "240"],
     }
 
 

@@ -17,7 +17,7 @@ from testing import requirements as flat
 from .support import DEPLOY, HARNESS, ROOT, package_name
 
 VERCEL = DEPLOY / "vercel"
-SCHEDULES = {"grant": "0 1 * * *", "expire": "0 4 * * *"}
+SCHEDULES = {"grant": "0 1 * * *", "expire": "0 4 * * *", "deliver": "0 5 * * *"}
 OLD = "old-secret-0123456789abcdef"
 NEW = "new-secret-fedcba9876543210"
 
@@ -129,6 +129,7 @@ def test_vercel_json_states_no_framework_a_duration_and_daily_crons_in_order():
     assert schedules == {
         "/api/jobs/credits/grant": SCHEDULES["grant"],
         "/api/jobs/credits/expire": SCHEDULES["expire"],
+        "/api/jobs/credits/deliver": SCHEDULES["deliver"],  # daily on Hobby; Pro may run it often
     }
     # Hobby runs a cron once a day, somewhere within its hour: grant's hour is before expire's.
     assert spec["rewrites"] == [{"source": "/(.*)", "destination": "/api/index"}]
@@ -182,7 +183,7 @@ def test_the_function_runs_on_the_python_version_the_service_is_tested_on(tmp_pa
     assert pinned.read_text().strip() == (ROOT / ".python-version").read_text().strip()
 
 
-def test_vercel_crons_reach_both_jobs_through_api_index(
+def test_vercel_crons_reach_the_jobs_and_the_delivery_through_api_index(
     tmp_path, database_url, due_subscription, granted
 ):
     project = vercel_project(tmp_path)
@@ -206,6 +207,7 @@ def test_vercel_crons_reach_both_jobs_through_api_index(
     assert [(urlsplit(path).path, status) for path, status, _ in answers] == [
         ("/api/jobs/credits/grant", 200),
         ("/api/jobs/credits/expire", 200),
+        ("/api/jobs/credits/deliver", 200),
     ]
     assert answers[0][2]["results"]["successful"] == 1
     assert granted() == [{"user_id": "alice", "amount": 100}]

@@ -1,0 +1,83 @@
+"""The events' cost at scale: the first grant of N subscriptions with the events outbox on and
+off, and the expiring-soon scan of N batches, against the floor of bench/run.py, in one run.
+
+    python -m bench.events --server postgresql://postgres@127.0.0.1:5432/postgres \
+        --subscriptions 1000000
+
+The grant "off" is the same grant with the outbox's triggers disabled on its copy.
+"""
+
+import time
+from contextlib import ExitStack
+from statistics import median
+
+import click
+
+from bench.run import FIRST_GRANT, Bench, check, cli, floor, seed
+from testing.databases import embedded_server
+
+TRIGGERS = (
+    "ALTER TABLE credits.transactions DISABLE TRIGGER transactions_events",
+    "ALTER TABLE credits.balances DISABLE TRIGGER balances_events",
+)
+# The batches of the first grant lapse from 31 July to 30 August: a scan on 25 July with a
+# 40-day notice announces them all.
+SCAN_AT = "2026-07-25T00:00:00Z"
+ROUNDS = 2
+
+
+def timed_grant(bench, base, n, events_on):
+    """Seconds of the CLI's first grant on a copy of base; answers (seconds, database)."""
+    name = bench.new_database(base)
+    if not events_on:
+        for statement in TRIGGERS:
+            bench.execute(name, statement)
+    seconds, body = cli(bench, name, "grant", f"--date={FIRST_GRANT}")
+    check(body["results"]["successful"] == n, "the grant granted every subscription")
+    [(written,)] = bench.execute(name, "SELECT count(*) FROM credits.events")
+    check(written == (n if events_on else 0), "one event per grant, none with the outbox off")
+    return seconds, name
+
+
+def timed_scan(bench, name, n):
+    """Seconds of the expiring-soon scan over the N batches of the granted database."""
+    bench.execute(name, "INSERT INTO credits.notifications VALUES (true, 40, NULL)")
+    bench.execute(name, "VACUUM ANALYZE")
+    statement = open("sql/notice_expiring_batches.sql", encoding="utf-8").read()
+    started = time.monotonic()
+    [(noticed, _)] = bench.execute(name, statement, {"cutoff": SCAN_AT})
+    seconds = time.monotonic() - started
+    check(noticed == n, "every batch announced once")
+    return seconds
+
+
+@click.command()
+@click.option("--server", "server_url", default=None, help="PostgreSQL server URL.")
+@click.option("--subscriptions", default=1_000_000, show_default=True)
+def main(server_url, subscriptions):
+    """Measure the outbox's cost on the grant and the expiring-soon scan against the floor."""
+    with ExitStack() as stack:
+        if server_url is None:
+            server_url = stack.enter_context(embedded_server())
+        bench = Bench(server_url, click.echo)
+        stack.callback(bench.drop_all)
+        base = seed(bench, subscriptions)
+        floor_seconds = floor(bench, bench.new_database(base))
+        bench.record("floor: INSERT ... SELECT", "SQL", floor_seconds, f"{subscriptions:,} rows")
+        # Off and on in turn, twice: the machine's load moves between runs; medians compared.
+        times = {False: [], True: []}
+        for _ in range(ROUNDS):
+            for events_on in (False, True):
+                seconds, name = timed_grant(bench, base, subscriptions, events_on)
+                times[events_on].append(seconds)
+                bench.drop(name)
+        off, on = median(times[False]), median(times[True])
+        bench.record("grant, first run, events off", "CLI", off, f"median of {times[False]}")
+        bench.record("grant, first run, events on", "CLI", on, f"{on / off:.2f} x off")
+        _, name = timed_grant(bench, base, subscriptions, events_on=True)
+        scan = timed_scan(bench, name, subscriptions)
+        bench.record("expiring-soon scan", "SQL", scan, f"{scan / floor_seconds:.2f} x floor")
+
+
+if __name__ == "__main__":
+    main()
