@@ -6,20 +6,27 @@
 The history is written set-based, as the jobs and the functions would have left it: every
 user has a subscription and a batch granted each month, expiring 30 days later; one user in
 four spends half of each batch ten days after its grant; what remains of a batch is expired
-when it lapses; the jobs ran twice a day. Then each page is asked for through the app (Flask's
-test client, a signed-in viewer) --rounds times, and its median server time is reported.
+when it lapses; the jobs ran twice a day. The summary of the ledger is then brought up to date
+once (timed: what a database upgraded to migration 0006 does once), and each page is asked for
+through the app (Flask's test client, a signed-in viewer) --rounds times; its median server
+time is reported. --database reuses a database built before (kept with --keep).
 """
 
+import re
+import statistics
 import time
-from datetime import datetime, timezone
+from datetime import date
 from pathlib import Path
-from statistics import median
 
 import click
 import psycopg
 from psycopg.conninfo import make_conninfo
+from psycopg.rows import dict_row
 
-from bench.run import machine, write_report
+from app import create_app
+from bench.run import write_report
+from credits import summary
+from credits.console import operators
 from testing.databases import create_database, drop_database, migrate, unique_name
 
 BEGIN, END = "<!-- console-bench:begin -->", "<!-- console-bench:end -->"
@@ -27,6 +34,7 @@ TARGET_MS = 300
 SECRET = "console-bench-secret"
 KEY = "console-bench-key-0123456789abcdef0123"
 PASSWORD = "console bench password"
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def history(url, users, months):
@@ -116,3 +124,163 @@ def history(url, users, months):
             {"months": months},
         )
         conn.execute("VACUUM ANALYZE")
+
+
+def pages(users):
+    """(page, path) of each page asked for: a user in the middle of the ids, and their prefix."""
+    user = f"user_{users // 2:08d}"
+    return [
+        ("Overview", "/admin/"),
+        ("Runs", "/admin/runs"),
+        ("Runs, one job and status", "/admin/runs?job=grant&status=succeeded"),
+        ("User", f"/admin/users/{user}"),
+        ("User, statement page 2", None),  # statement_page_two
+        ("User search by id prefix", f"/admin/users?q={user[:-2]}"),
+        ("Finance", "/admin/finance"),
+        ("Finance CSV", "/admin/finance.csv"),
+        ("Audit", "/admin/audit"),
+    ]
+
+
+def signed_in_viewer(url):
+    """A test client of the app on url, signed in as a viewer."""
+    app = create_app({"DATABASE_URL": url, "CRON_SECRET": SECRET, "CREDITS_CONSOLE_KEY": KEY})
+    name = "bench-" + unique_name("v")[-12:]
+    operators.add(app.extensions["credits"]["pool"], name, "viewer", PASSWORD)
+    client = app.test_client()
+    form = client.get("/admin/login")
+    token = TOKEN.search(form.text).group(1)
+    signed = client.post(
+        "/admin/login", data={"name": name, "password": PASSWORD, "csrf_token": token}
+    )
+    if signed.status_code != 303:
+        raise click.ClickException("could not sign in to the console")
+    return app, client
+
+
+def statement_page_two(url, users):
+    """The user page's second statement page: entries older than the first page's last."""
+    user = f"user_{users // 2:08d}"
+    with psycopg.connect(url) as conn:
+        ids = conn.execute(
+            "SELECT id FROM credits.transactions WHERE user_id = %s ORDER BY id DESC LIMIT 25",
+            (user,),
+        ).fetchall()
+    return f"/admin/users/{user}?before={ids[-1][0]}"
+
+
+def time_pages(url, users, rounds, log):
+    """(page, path, median ms, each round's ms) of every page, asked for rounds times."""
+    app, client = signed_in_viewer(url)
+    measured = []
+    try:
+        for page, path in pages(users):
+            if path is None:
+                path = statement_page_two(url, users)
+            times = []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                response = client.get(path)
+                times.append((time.perf_counter() - started) * 1000)
+                if response.status_code != 200:
+                    raise click.ClickException(f"{path} answered {response.status_code}")
+            measured.append((page, path, statistics.median(times), times))
+            log(f"{page:<28} {statistics.median(times):8.1f} ms  {path}")
+    finally:
+        app.extensions["credits"]["pool"].close()
+    return measured
+
+
+def fold_history(url, log):
+    """Bring the summary up to date from nothing; answers (entries, seconds)."""
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        started = time.monotonic()
+        entries = summary.catch_up(conn)
+        seconds = time.monotonic() - started
+    log(f"summary of {entries:,} entries brought up to date in {seconds:.1f} s")
+    return entries, seconds
+
+
+def counts(url):
+    """Rows of the ledger and of the batches, and the months the ledger spans."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT (SELECT count(*) FROM credits.transactions), "
+            "       (SELECT count(*) FROM credits.batches), "
+            "       (SELECT count(*) FROM credits.balances), "
+            "       (SELECT count(*) FROM credits.ledger_days)"
+        ).fetchone()
+
+
+def report(users, months, built, folded, measured, sizes, command):
+    """The Markdown of the run, between the console benchmark's markers."""
+    ledger_rows, batches, balances, days = sizes
+    lines = [
+        BEGIN,
+        f"Run on {date.today()} with:",
+        "",
+        f"    {command}",
+        "",
+        f"Dataset: {users:,} users, {months} months of history: {ledger_rows:,} ledger entries, "
+        f"{batches:,} batches, {balances:,} balances (written in {built:.0f} s). The summary "
+        f"brought up to date before the pages were timed: {folded[0]:,} entries folded in "
+        f"{folded[1]:.1f} s ({days:,} rows of credits.ledger_days).",
+        "",
+        f"| page | path | median server time | target < {TARGET_MS} ms |",
+        "|---|---|---:|---|",
+    ]
+    for page, path, ms, _ in measured:
+        verdict = "met" if ms < TARGET_MS else "**not met**"
+        lines.append(f"| {page} | `{path}` | {ms:.1f} ms | {verdict} |")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--server", "server_url", required=True, help="A PostgreSQL server URL.")
+@click.option("--users", default=1_000_000, show_default=True, help="N users.")
+@click.option("--months", default=24, show_default=True, help="Months of history.")
+@click.option("--rounds", default=5, show_default=True, help="Requests timed per page.")
+@click.option("--database", "reuse", help="Time the pages on this database, built before.")
+@click.option("--keep", is_flag=True, help="Keep the database built (its name is logged).")
+@click.option("--write", "write_path", type=click.Path(dir_okay=False), help="Markdown file.")
+def main(server_url, users, months, rounds, reuse, keep, write_path):
+    """Build the history (or reuse one), then time each console page."""
+    if users < 100 or not 1 <= months <= 120 or rounds < 1:
+        raise click.BadParameter("--users at least 100, --months 1 to 120, --rounds at least 1")
+
+    def log(line):
+        click.echo(line, err=True)
+
+    name = reuse or unique_name("console_bench")
+    url = make_conninfo(server_url, dbname=name)
+    built = 0.0
+    try:
+        if not reuse:
+            create_database(server_url, name)
+            migrate(url)
+            started = time.monotonic()
+            history(url, users, months)
+            built = time.monotonic() - started
+            log(f"history of {users:,} users and {months} months written in {built:.0f} s")
+        migrate(url)
+        folded = fold_history(url, log)
+        measured = time_pages(url, users, rounds, log)
+        sizes = counts(url)
+    finally:
+        if keep or reuse:
+            log(f"database kept: {name}")
+        else:
+            drop_database(server_url, name)
+    command = (
+        f"python -m bench.console --server {server_url} --users {users} --months {months} "
+        f"--rounds {rounds}" + (f" --write {write_path}" if write_path else "")
+    )
+    text = report(users, months, built, folded, measured, sizes, command)
+    if write_path:
+        write_report(Path(write_path), text, BEGIN, END)
+    click.echo(text)
+
+
+if __name__ == "__main__":
+    main()

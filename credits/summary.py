@@ -2,7 +2,8 @@
 
 The console's Overview and Finance add up the summary and the entries not in it yet (the tail,
 read by id), never the whole ledger. The jobs fold the tail after each run; the console folds
-it when it has grown past TAIL_LIMIT entries (docs/PERFORMANCE.md, The console at scale).
+it when it has grown past TAIL_LIMIT entries, for at most PAGE_FOLD_SECONDS a request
+(docs/PERFORMANCE.md, The console at scale).
 """
 
 import logging
@@ -14,8 +15,9 @@ from credits.db import Connection, queries
 
 logger = logging.getLogger("credits")
 
-CHUNK = 100_000  # entries folded per transaction: about a second at most
+CHUNK = 100_000  # entries folded per transaction: about 0.3 s at 1M users (PERFORMANCE.md)
 TAIL_LIMIT = 20_000  # entries a page may add up live before it folds them first
+PAGE_FOLD_SECONDS = 1.0  # what one page spends folding at most (a long tail after an upgrade)
 
 
 def catch_up(conn: Connection, deadline: float | None = None) -> int:
@@ -49,4 +51,4 @@ def tail_length(conn: Connection) -> int:
 def fresh(conn: Connection) -> None:
     """Fold the tail first if it has grown past what a page should add up live."""
     if tail_length(conn) > TAIL_LIMIT:
-        catch_up(conn)
+        catch_up(conn, time.monotonic() + PAGE_FOLD_SECONDS)

@@ -4,15 +4,13 @@
 -- so each day's granted - spent - expired - voided is the change in the outstanding balance.
 -- The days are the summary (credits.ledger_days) plus the ledger's entries not in it yet (the
 -- tail, read by id); outstanding adds up every day to the day's end.
-WITH summary AS (
-    SELECT s.through_id FROM credits.ledger_summary s
-),
-flows AS (
+WITH flows AS (
     SELECT d.day, d.granted, d.spent, d.expired, d.voided
       FROM credits.ledger_days d
     UNION ALL
     SELECT f.day, f.granted, f.spent, f.expired, f.voided
-      FROM credits.ledger_flows((SELECT through_id FROM summary), 9223372036854775807) f
+      FROM credits.ledger_summary s
+     CROSS JOIN LATERAL credits.ledger_flows(s.through_id, 9223372036854775807) f
 ),
 moved AS (
     SELECT f.day, sum(f.granted) AS granted, sum(f.spent) AS spent, sum(f.expired) AS expired,

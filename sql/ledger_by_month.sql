@@ -3,16 +3,14 @@
 -- expired (breakage, with lapses: reversed credits written off at once), voided, and the
 -- balance outstanding at the month's end (every entry up to then added up). Read from the
 -- daily summary (credits.ledger_days) plus the ledger's entries not in it yet (by id).
-WITH summary AS (
-    SELECT s.through_id FROM credits.ledger_summary s
-),
-flows AS (
+WITH flows AS (
     SELECT date_trunc('month', d.day)::date AS month, d.source, d.granted, d.spent, d.expired,
            d.voided
       FROM credits.ledger_days d
     UNION ALL
     SELECT date_trunc('month', f.day)::date, f.source, f.granted, f.spent, f.expired, f.voided
-      FROM credits.ledger_flows((SELECT through_id FROM summary), 9223372036854775807) f
+      FROM credits.ledger_summary s
+     CROSS JOIN LATERAL credits.ledger_flows(s.through_id, 9223372036854775807) f
 ),
 moved AS (
     SELECT f.month, sum(f.granted) AS granted, sum(f.spent) AS spent, sum(f.expired) AS expired,

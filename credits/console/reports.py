@@ -37,7 +37,9 @@ def _summarised(pool: Pool, run: Callable[[Connection], Cursor[DictRow]]) -> lis
     """The rows of a statement over the ledger's daily summary, a long tail folded in first."""
     with connection(pool) as conn:
         summary.fresh(conn)
-        return [dict(row) for row in run(conn).fetchall()]
+        with conn.transaction():
+            conn.execute(queries["set_report_limits"])
+            return [dict(row) for row in run(conn).fetchall()]
 
 
 def ledger_by_day(pool: Pool, days: int = CHART_DAYS) -> list[Row]:
