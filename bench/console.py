@@ -222,7 +222,9 @@ def report(users, months, built, folded, measured, sizes, command):
         f"    {command}",
         "",
         f"Dataset: {users:,} users, {months} months of history: {ledger_rows:,} ledger entries, "
-        f"{batches:,} batches, {balances:,} balances (written in {built:.0f} s). The summary "
+        f"{batches:,} batches, {balances:,} balances ("
+        + (f"written in {built:.0f} s" if built else "built by an earlier run")
+        + "). The summary "
         f"brought up to date before the pages were timed: {folded[0]:,} entries folded in "
         f"{folded[1]:.1f} s ({days:,} rows of credits.ledger_days).",
         "",
@@ -274,7 +276,9 @@ def main(server_url, users, months, rounds, reuse, keep, write_path):
             drop_database(server_url, name)
     command = (
         f"python -m bench.console --server {server_url} --users {users} --months {months} "
-        f"--rounds {rounds}" + (f" --write {write_path}" if write_path else "")
+        f"--rounds {rounds}"
+        + (f" --database {reuse}" if reuse else "")
+        + (f" --write {write_path}" if write_path else "")
     )
     text = report(users, months, built, folded, measured, sizes, command)
     if write_path:
