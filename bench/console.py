@@ -225,7 +225,7 @@ def report(users, months, built, folded, measured, sizes, command):
         f"{batches:,} batches, {balances:,} balances ("
         + (f"written in {built:.0f} s" if built else "built by an earlier run")
         + "). The summary "
-        f"brought up to date before the pages were timed: {folded[0]:,} entries folded in "
+        f"brought up to date before the pages were timed: {folded[0]:,} entries added in "
         f"{folded[1]:.1f} s ({days:,} rows of credits.ledger_days).",
         "",
         f"| page | path | median server time | target < {TARGET_MS} ms |",

@@ -16,7 +16,7 @@ def test_console_benchmark_times_every_page_and_writes_its_report(benchmark_repo
     assert "200 users, 3 months of history: " in text
     dataset = next(line for line in text.splitlines() if line.startswith("Dataset"))
     assert "600 batches" in dataset and "200 balances" in dataset
-    assert "entries folded in" in dataset
+    assert "entries added in" in dataset
 
 
 def test_console_benchmark_refuses_a_size_it_cannot_build(server_url):
