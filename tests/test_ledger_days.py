@@ -222,3 +222,16 @@ def test_users_are_found_by_a_literal_prefix_first_ones_first(pool, subscribe, a
     ]
     assert [u["user_id"] for u in reports.find_users(pool, "a", limit=2)] == ["a%c", "a_0"]
     assert reports.find_users(pool, "a%") == [{"user_id": "a%c", "balance": 5}]
+
+
+def test_emptying_the_ledger_empties_its_summary(pool, sql_run, a_month_of_everything, today):
+    catch_up(pool)
+    sql_run("TRUNCATE credits.transactions, credits.batches, credits.balances RESTART IDENTITY")
+
+    ledger.grant(pool, ledger.GrantRequest("hal", 7, "promotion", "h1"))
+
+    assert [(m["month"], m["granted"]) for m in reports.ledger_by_month(pool)] == [
+        (today.replace(day=1), 7)
+    ]
+    catch_up(pool)
+    assert summary_by_day(sql_run) == [(today, "promotion", 7, 0, 0, 0)]

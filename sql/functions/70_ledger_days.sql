@@ -77,8 +77,27 @@ AS $$
      GROUP BY 1, 2
 $$;
 
+-- A ledger emptied (TRUNCATE, as tests and a fresh start do, its ids perhaps restarted) empties
+-- its summary in the same transaction: the summary never holds entries the ledger has not.
+CREATE OR REPLACE FUNCTION credits.reset_ledger_summary()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM credits.ledger_days;
+    UPDATE credits.ledger_summary SET through_id = 0, safe_id = 0, updated_at = now();
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER transactions_truncate_resets_summary
+    AFTER TRUNCATE ON credits.transactions
+    FOR EACH STATEMENT EXECUTE FUNCTION credits.reset_ledger_summary();
+
 -- Nobody may call these unless granted (sql/roles.sql): PUBLIC may run any function by default.
 REVOKE ALL ON FUNCTION
     credits.mark_ledger_summary(),
-    credits.summarise_ledger(integer)
+    credits.summarise_ledger(integer),
+    credits.reset_ledger_summary()
 FROM PUBLIC;
