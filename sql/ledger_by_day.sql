@@ -2,31 +2,34 @@
 -- days up to today, and the balance outstanding at each day's end, for the console's charts.
 -- Spent is net of reversals and expired counts lapses (reversed credits written off at once),
 -- so each day's granted - spent - expired - voided is the change in the outstanding balance.
--- Outstanding is counted back from today's total (the balances, which equal the ledger's sum).
-WITH days AS (
+-- The days are the summary (credits.ledger_days) plus the ledger's entries not in it yet (the
+-- tail, read by id); outstanding adds up every day to the day's end.
+WITH flows AS (
+    SELECT d.day, d.granted, d.spent, d.expired, d.voided
+      FROM credits.ledger_days d
+    UNION ALL
+    SELECT f.day, f.granted, f.spent, f.expired, f.voided
+      FROM credits.ledger_summary s
+     CROSS JOIN LATERAL credits.ledger_flows(s.through_id, 9223372036854775807) f
+),
+moved AS (
+    SELECT f.day, sum(f.granted) AS granted, sum(f.spent) AS spent, sum(f.expired) AS expired,
+           sum(f.voided) AS voided, sum(f.granted - f.spent - f.expired - f.voided) AS net
+      FROM flows f
+     GROUP BY f.day
+),
+days AS (
     SELECT d::date AS day
       FROM generate_series((now() AT TIME ZONE 'UTC')::date - (%(days)s::integer - 1),
                            (now() AT TIME ZONE 'UTC')::date, interval '1 day') AS d
-),
-moved AS (
-    SELECT (t.created_at AT TIME ZONE 'UTC')::date AS day,
-           coalesce(sum(t.amount) FILTER (WHERE t.type = 'grant'), 0) AS granted,
-           coalesce(-sum(t.amount) FILTER (WHERE t.type IN ('consume', 'reverse')), 0) AS spent,
-           coalesce(-sum(t.amount) FILTER (WHERE t.type IN ('expire', 'lapse')), 0) AS expired,
-           coalesce(-sum(t.amount) FILTER (WHERE t.type = 'void'), 0) AS voided,
-           sum(t.amount) AS net
-      FROM credits.transactions t
-     WHERE t.created_at >= (SELECT min(day) FROM days)::timestamp AT TIME ZONE 'UTC'
-     GROUP BY 1
 )
 SELECT d.day,
-       coalesce(m.granted, 0) AS granted,
-       coalesce(m.spent, 0) AS spent,
-       coalesce(m.expired, 0) AS expired,
-       coalesce(m.voided, 0) AS voided,
-       ((SELECT coalesce(sum(b.balance), 0) FROM credits.balances b)
-        - coalesce((SELECT sum(later.net) FROM moved later WHERE later.day > d.day), 0)
-       )::bigint AS outstanding
+       coalesce(m.granted, 0)::bigint AS granted,
+       coalesce(m.spent, 0)::bigint AS spent,
+       coalesce(m.expired, 0)::bigint AS expired,
+       coalesce(m.voided, 0)::bigint AS voided,
+       coalesce((SELECT sum(upto.net) FROM moved upto WHERE upto.day <= d.day), 0)::bigint
+           AS outstanding
   FROM days d
   LEFT JOIN moved m ON m.day = d.day
  ORDER BY d.day

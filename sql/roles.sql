@@ -99,6 +99,15 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION credits.events_after(bigint, integer) TO %I',
                    service_role);
 
+    -- The ledger's daily summary: read by the console, brought up to date by its functions.
+    EXECUTE format('GRANT SELECT ON credits.ledger_days, credits.ledger_summary TO %I',
+                   service_role);
+    EXECUTE format(
+        'GRANT EXECUTE ON FUNCTION credits.mark_ledger_summary(), '
+        'credits.summarise_ledger(integer) TO %I',
+        service_role
+    );
+
     -- The grant rules. Functions are executable by PUBLIC unless the DBA revoked that.
     EXECUTE format(
         'GRANT EXECUTE ON FUNCTION credits.due_day(timestamptz, date), '

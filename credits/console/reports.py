@@ -10,6 +10,7 @@ from typing import Any
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
+from credits import summary
 from credits.db import Connection, Pool, connection, queries
 
 Row = dict[str, Any]
@@ -32,9 +33,18 @@ def _rows(pool: Pool, run: Callable[[Connection], Cursor[DictRow]]) -> list[Row]
         return [dict(row) for row in run(conn).fetchall()]
 
 
+def _summarised(pool: Pool, run: Callable[[Connection], Cursor[DictRow]]) -> list[Row]:
+    """The rows of a statement over the ledger's daily summary, a long tail folded in first."""
+    with connection(pool) as conn:
+        summary.fresh(conn)
+        with conn.transaction():
+            conn.execute(queries["set_report_limits"])
+            return [dict(row) for row in run(conn).fetchall()]
+
+
 def ledger_by_day(pool: Pool, days: int = CHART_DAYS) -> list[Row]:
     """Each of the last days: granted, spent, expired, voided and the outstanding balance."""
-    return _rows(pool, lambda conn: conn.execute(queries["ledger_by_day"], {"days": days}))
+    return _summarised(pool, lambda conn: conn.execute(queries["ledger_by_day"], {"days": days}))
 
 
 def _label(row: Row, period: str) -> str:
@@ -88,7 +98,7 @@ def durations_chart(pool: Pool, days: int = CHART_DAYS) -> dict[str, Any]:
 
 def ledger_by_month(pool: Pool) -> list[Row]:
     """Each month: granted (in all and by source), spent, expired, voided, outstanding."""
-    return _rows(pool, lambda conn: conn.execute(queries["ledger_by_month"]))
+    return _summarised(pool, lambda conn: conn.execute(queries["ledger_by_month"]))
 
 
 def sources(months: list[Row]) -> list[str]:

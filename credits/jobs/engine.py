@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from credits import summary
 from credits.config import Settings
 from credits.db import (
     Connection,
@@ -61,6 +62,7 @@ class Run:
         try:
             with connection(self.pool) as conn:
                 complete, totals = self._work_on(conn)
+                _fold_ledger(conn, self.clock)
         except Exception as exc:
             self._log_failure(exc)
             raise
@@ -226,6 +228,16 @@ def _job_lock(conn: Connection, job: Job, clock: Budget) -> Iterator[None]:
                 conn.execute(queries["unlock_job"], {"job": job.name})
         except psycopg.Error:
             conn.close()  # never hand a connection that may hold the lock back to the pool
+
+
+def _fold_ledger(conn: Connection, clock: Budget) -> None:
+    """Bring the ledger's daily summary up to date within the run's budget (credits/summary.py)."""
+    deadline = None if clock.seconds is None else clock.started + clock.seconds
+    try:
+        summary.catch_up(conn, deadline)
+    except psycopg.Error as exc:
+        # The run's work is done and recorded; the console folds what is left when it reads.
+        logger.warning("Ledger summary not brought up to date: %s", _reason(exc))
 
 
 def _reason(exc: BaseException) -> str:
