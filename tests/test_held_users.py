@@ -14,7 +14,7 @@ import pytest
 
 from credits import config, jobs
 from testing.seeders import add_one_batch_each, add_subscribers
-from testing.sessions import LOCK_BALANCE
+from testing.sessions import LOCK_BALANCE, wait_until, waiting_on_a_lock
 
 USERS = 2000
 MAY = datetime(2026, 5, 1, tzinfo=timezone.utc)
@@ -121,3 +121,26 @@ def test_a_user_still_held_keeps_the_pass_open_and_the_next_day_runs_all_the_sam
     third = jobs.grant(pool, big_chunks, date(2026, 4, 17))
     assert third.complete
     assert sql_run("SELECT count(*) AS n FROM credits.batches") == [{"n": 40}]
+
+
+def test_an_app_transaction_over_two_users_does_not_deadlock_with_expire(
+    database_url, pool, big_chunks, sql_run, held
+):
+    """The app holds user 2, then asks for user 1: expire once held user 1 and waited for
+    user 2, and the database aborted one of the two (40P01, deadlock detected)."""
+    add_one_batch_each(sql_run, 2, expires_at="2026-04-01")
+    app = held("user-000002")
+    outcome = {}
+    runner = threading.Thread(
+        target=lambda: outcome.update(
+            run=jobs.expire(pool, big_chunks, jobs.ExpireOptions(at=MAY))
+        ),
+        daemon=True,
+    )
+    runner.start()
+    wait_until(lambda: "run" in outcome or waiting_on_a_lock(database_url, "%lock_expiring%") == 1)
+    app.execute(LOCK_BALANCE, ("user-000001",))  # no deadlock: expire waits for nobody
+    app.commit()
+    runner.join(timeout=10)
+    assert outcome["run"].results["processedUsers"] == 1 and not outcome["run"].complete
+    assert jobs.expire(pool, big_chunks, jobs.ExpireOptions(at=MAY)).complete
