@@ -69,9 +69,10 @@ BEGIN
                OR (CASE WHEN service IS NULL OR v_earlier_quantity IS NULL
                         THEN v_earlier <> v_amount
                         ELSE v_earlier_quantity <> quantity END) THEN
-                RAISE EXCEPTION 'reference_id % already spent % credits of user % (%), not %',
-                    quote_literal(reference_id), v_earlier, quote_literal(user_id),
-                    coalesce('service ' || quote_literal(v_earlier_service), 'by amount'),
+                RAISE EXCEPTION 'reference_id % already spent % credits of user %, not %',
+                    quote_literal(reference_id), v_earlier,
+                    quote_literal(user_id)
+                        || coalesce(' on service ' || quote_literal(v_earlier_service), ''),
                     coalesce(quantity || ' x ' || quote_literal(service), v_amount::text)
                     USING ERRCODE = 'CR002';
             END IF;
