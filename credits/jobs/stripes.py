@@ -143,6 +143,7 @@ class StripeWork:
         """One chunk and the stripe's move past it, in one transaction: (counts, keys walked)."""
         job, chunk_size = self.run.job, self.run.settings.chunk_size
         with self.run.clock.transaction(conn):
+            work: Chunk | None
             if self.walked:  # the held keys again, in the rest of the range
                 chunk = NextChunk(self.stripe.upper_key, 0)
                 work = self._chunk(self.held_after, chunk.last_key, self.held)
