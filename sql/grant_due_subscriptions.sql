@@ -8,6 +8,9 @@
 -- what makes a second grant impossible, whatever retries or overlaps happen. The
 -- subscriptions recorded as granted that month are skipped without a look at the batches;
 -- the others try their insert, which finds a batch that exists (skipped) by itself.
+-- A balance an app transaction holds is skipped (SKIP LOCKED), not waited for: held answers
+-- that user's subscriptions, which the stripe tries again later (keys: only those), so one
+-- open transaction delays its own user only, never the chunk.
 WITH due AS (
     -- Not already_granted: its probe of the batches is what the record saves. What only a
     -- grant needs (the reference, the expiry, the checks) is worked out for the subscriptions
@@ -21,6 +24,27 @@ WITH due AS (
            CASE WHEN NOT recorded THEN failure END AS failure
       FROM credits.due_grants(%(run_date)s, %(eligible_statuses)s, %(catch_up_from)s,
                               %(after_key)s, %(last_key)s)
+     WHERE %(keys)s::text[] IS NULL OR subscription_id = ANY (%(keys)s::text[])
+),
+locked AS (
+    -- The balances to raise, in user_id order; one an app transaction holds is skipped.
+    SELECT b.user_id
+      FROM credits.balances AS b
+     WHERE b.user_id = ANY (ARRAY(SELECT user_id FROM due WHERE NOT recorded AND failure IS NULL))
+     ORDER BY b.user_id
+       FOR UPDATE OF b SKIP LOCKED
+),
+held AS (
+    -- The grantable rows of users whose balance exists but was skipped.
+    SELECT subscription_id
+      FROM due
+     WHERE NOT recorded AND failure IS NULL
+       AND user_id IN (SELECT b.user_id
+                         FROM credits.balances AS b
+                        WHERE b.user_id = ANY (ARRAY(SELECT user_id FROM due
+                                                      WHERE NOT recorded AND failure IS NULL))
+                       EXCEPT
+                       SELECT user_id FROM locked)
 ),
 granted AS (
     INSERT INTO credits.batches
@@ -29,6 +53,7 @@ granted AS (
            monthly_credits, monthly_credits, expires_at
       FROM due
      WHERE NOT recorded AND failure IS NULL
+       AND subscription_id NOT IN (SELECT subscription_id FROM held)
      -- In subscription order: batch ids follow it, and two statements racing outside the
      -- job's lock meet on the reference index in the same order.
      ORDER BY subscription_id, grant_period
@@ -63,6 +88,7 @@ recorded AS (
     SELECT subscription_id, max(period_start)
       FROM due
      WHERE NOT recorded AND failure IS NULL
+       AND subscription_id NOT IN (SELECT subscription_id FROM held)
      GROUP BY subscription_id
     ON CONFLICT (subscription_id)
     DO UPDATE SET period_start = excluded.period_start
@@ -96,7 +122,8 @@ noted AS (
     ON CONFLICT DO NOTHING
 ),
 counts AS (
-    SELECT count(*) AS processed,
+    -- A held subscription is counted when it is granted, not while it waits.
+    SELECT count(*) - (SELECT count(*) FROM held) AS processed,
            (SELECT count(*) FROM granted) AS successful,
            (SELECT coalesce(sum(subscriptions), 0) FROM failures)::bigint AS failed
       FROM due
@@ -106,5 +133,6 @@ SELECT processed,
        processed - successful - failed AS skipped,
        failed,
        (SELECT coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.reason), '[]')
-          FROM failures f) AS failures
+          FROM failures f) AS failures,
+       ARRAY(SELECT DISTINCT subscription_id FROM held ORDER BY 1) AS held
   FROM counts

@@ -10,4 +10,5 @@ SELECT %(job)s, %(run_date)s, s.stripe - 1, coalesce(%(cutoff)s::timestamptz, no
        s.after_key, s.upper_key, %(totals)s
   FROM unnest(%(after_keys)s::text[], %(upper_keys)s::text[])
        WITH ORDINALITY AS s (after_key, upper_key, stripe)
-RETURNING stripe AS number, cutoff, catch_up_from, after_key, upper_key, totals, complete
+RETURNING stripe AS number, cutoff, catch_up_from, after_key, upper_key, totals, complete,
+          walked, held_keys, held_after

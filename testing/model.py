@@ -190,6 +190,8 @@ class Credits:
             return "not voidable"
         if batch.status == "voided":
             return "replayed"
+        if batch.status == "expired":  # nothing remains, and it stays expired
+            return "voided"
         if batch.remaining:
             self.ledger.append(
                 (batch.user_id, "void", -batch.remaining, reference_id, reference_id)

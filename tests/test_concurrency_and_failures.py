@@ -71,6 +71,7 @@ def test_uniqueness_alone_stops_a_double_grant_without_the_job_lock(
         "failures_kept": 0,
         "after_key": None,
         "last_key": sql_run("SELECT max(id) AS id FROM credits.subscriptions")[0]["id"],
+        "keys": None,
     }
     statement = db.queries["grant_due_subscriptions"]
     with psycopg.connect(database_url, row_factory=psycopg.rows.dict_row) as first:

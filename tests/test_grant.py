@@ -482,8 +482,23 @@ def test_a_plan_whose_expiry_is_out_of_range_fails_its_subscriptions_only(
     assert [b["user_id"] for b in batches(sql_run)] == ["alice", "carol"]
     assert (
         "1 subscription(s) cannot be granted: plan 'endless' has validity_days 2147483647, "
-        "which puts the expiry out of range (e.g. subscription 's2')" in caplog.text
+        "above 36500 (e.g. subscription 's2')" in caplog.text
     )
+
+
+@pytest.mark.parametrize("validity_days", [40_000, 3_000_000])
+def test_a_plan_written_with_more_than_36500_validity_days_fails_its_subscriptions(
+    client, auth, sql_run, add_plan, subscribe, validity_days
+):
+    """Such an expiry (year 10240) was granted, and then the statement could not be read."""
+    add_plan("pro", 100, 30)
+    add_plan("long", 100, validity_days)
+    subscribe("s1", "alice", "pro", "2026-01-10")
+    subscribe("s2", "bob", "long", "2026-01-10")
+    expected = {"processed": 2, "successful": 1, "skipped": 0, "failed": 1}
+    assert grant(client, auth, "2026-03-15")["results"] == expected
+    assert [b["user_id"] for b in batches(sql_run)] == ["alice"]
+    assert sql_run("SELECT * FROM credits.statement('bob')") == []
 
 
 @pytest.mark.parametrize("too_long", ["user_id", "id"])

@@ -22,20 +22,22 @@ class Expire(Job):
     count_keys = "count_pass_users"
     key_at = "user_at"
 
-    def work_chunk(self, conn: Connection, chunk: Chunk) -> Counts:
+    def work_chunk(self, conn: Connection, chunk: Chunk) -> tuple[Counts, list[str]]:
         """Lock the balances of the chunk's users with batches due, then expire those batches."""
         params = asdict(chunk)
-        users = one(conn.execute(queries["lock_expiring_balances"], params))["users"]
+        locked = one(conn.execute(queries["lock_expiring_balances"], params))
+        users = locked["users"]
         row = one(
             conn.execute(
                 queries["expire_batches"], {**params, "users": users, "job_id": self.job_id}
             )
         )
-        return {
+        counts = {
             "processedBatches": row["processed_batches"],
             "processedUsers": row["processed_users"],
             "totalExpiredAmount": row["total_expired_amount"],
         }
+        return counts, locked["held"]
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ class Grant(Job):
         )["catch_up_from"]
         return catch_up_from
 
-    def work_chunk(self, conn: Connection, chunk: Chunk) -> Counts:
+    def work_chunk(self, conn: Connection, chunk: Chunk) -> tuple[Counts, list[str]]:
         """Grant the chunk's due subscriptions; those that cannot be granted are logged and
         recorded for the run."""
         row = one(
@@ -64,7 +64,7 @@ class Grant(Job):
                 failure["reason"],
                 failure["example"],
             )
-        return row
+        return row, row.pop("held")
 
     def count_due(self, pool: Pool, run_date: date) -> JobRun:
         """What a grant for run_date would do, written nowhere (the dry run)."""

@@ -29,7 +29,8 @@ class Chunk:
     cutoff: datetime
     catch_up_from: date | None  # grant's: the pass's first due day before its month, if any
     after_key: str | None
-    last_key: str
+    last_key: str | None  # None: to the end
+    keys: list[str] | None = None  # only these keys of the range (held ones tried again)
 
 
 class Job:
@@ -59,8 +60,12 @@ class Job:
         """The first due day before run_date's month that a new pass covers; None: none."""
         return None
 
-    def work_chunk(self, conn: Connection, chunk: "Chunk") -> Counts:
-        """Do the job for one chunk in the caller's transaction; answers its counts."""
+    def work_chunk(self, conn: Connection, chunk: "Chunk") -> tuple[Counts, list[str]]:
+        """Do the job for one chunk in the caller's transaction: (its counts, keys held).
+
+        A key is held when an app transaction holds its user's balance: skipped, not waited
+        for, and tried again later by its stripe.
+        """
         raise NotImplementedError
 
     def log_end(self, run: "JobRun") -> None:

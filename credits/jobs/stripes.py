@@ -30,7 +30,10 @@ class Stripe:
     after_key: str | None  # the last key done; None: none yet
     upper_key: str | None  # the stripe's last key; None: to the end
     totals: Counts
-    complete: bool
+    complete: bool  # walked, and no key held
+    walked: bool  # every key of its range was looked at once
+    held_keys: list[str]  # skipped for a lock an app transaction held, to try again
+    held_after: str | None  # a key below every held key; None: from the first key
 
 
 @dataclass(frozen=True)
@@ -74,14 +77,23 @@ class Tally:
 
 
 class StripeWork:
-    """One stripe of a pass, worked chunk by chunk on a connection of its own."""
+    """One stripe of a pass, worked chunk by chunk on a connection of its own.
+
+    It walks its key range; the keys a chunk skipped because an app transaction held their
+    user's balance are kept with the stripe and tried again once the walk is done, once a
+    call: the stripe is complete when none is left.
+    """
 
     def __init__(self, pass_: Pass, stripe: Stripe) -> None:
         self.pass_ = pass_
         self.run = pass_.run
         self.stripe = stripe
-        self.after_key = stripe.after_key  # where the stripe stands, as committed
+        # Where the stripe stands, as committed.
+        self.after_key = stripe.after_key
         self.totals = stripe.totals
+        self.walked = stripe.walked
+        self.held = stripe.held_keys
+        self.held_after = stripe.held_after
 
     def work(self) -> None:
         """Do the stripe's chunks until it is done, time is up or another stripe failed."""
@@ -89,9 +101,12 @@ class StripeWork:
         try:
             with connection(self.run.pool) as conn:
                 while not (tally.failed.is_set() or clock.spent()):
+                    if self.walked and not self.held:
+                        return
+                    retrying = self.walked
                     chunk_started = time.monotonic()
                     try:
-                        counts, chunk = retry_aborted(
+                        counts, keys = retry_aborted(
                             lambda: self._work_chunk(conn),
                             f"A chunk of the {self.run.job.name} run",
                         )
@@ -105,52 +120,77 @@ class StripeWork:
                         )
                         return
                     clock.chunk_took(time.monotonic() - chunk_started)
-                    tally.add(counts, chunk.keys)
-                    if chunk.keys < self.run.settings.chunk_size:
+                    tally.add(counts, keys)
+                    if retrying:
+                        self._log_held()
                         return
-                    self.after_key = chunk.last_key
         except BaseException:
             tally.failed.set()
             raise
 
-    def _work_chunk(self, conn: Connection) -> tuple[Counts, NextChunk]:
-        """One chunk and the stripe's move past it, in one transaction: (counts, next chunk)."""
+    def _log_held(self) -> None:
+        """Say how many keys open app transactions still hold, left for the next call."""
+        if self.held:
+            self.run.job.log.warning(
+                "%d key(s) of the %s run are held by open transactions of the app; the next "
+                "call tries them again",
+                len(self.held),
+                self.run.job.name,
+                extra={"held": len(self.held)},
+            )
+
+    def _work_chunk(self, conn: Connection) -> tuple[Counts, int]:
+        """One chunk and the stripe's move past it, in one transaction: (counts, keys walked)."""
         job, chunk_size = self.run.job, self.run.settings.chunk_size
         with self.run.clock.transaction(conn):
-            cursor = conn.cursor(row_factory=class_row(NextChunk))
-            chunk = one(
-                cursor.execute(
-                    queries[job.next_chunk],
-                    {
-                        "after_key": self.after_key,
-                        "upper_key": self.stripe.upper_key,
-                        "chunk_size": chunk_size,
-                    },
+            work: Chunk | None
+            if self.walked:  # the held keys again, in the rest of the range
+                chunk = NextChunk(self.stripe.upper_key, 0)
+                work = self._chunk(self.held_after, chunk.last_key, self.held)
+            else:
+                cursor = conn.cursor(row_factory=class_row(NextChunk))
+                chunk = one(
+                    cursor.execute(
+                        queries[job.next_chunk],
+                        {
+                            "after_key": self.after_key,
+                            "upper_key": self.stripe.upper_key,
+                            "chunk_size": chunk_size,
+                        },
+                    )
                 )
-            )
-            counts = job.zero()
-            if chunk.keys:
-                assert chunk.last_key is not None  # a chunk with keys ends at one
-                counts = job.work_chunk(
-                    conn,
-                    Chunk(
-                        self.pass_.run_date,
-                        self.stripe.cutoff,
-                        self.stripe.catch_up_from,
-                        self.after_key,
-                        chunk.last_key,
-                    ),
-                )
+                work = self._chunk(self.after_key, chunk.last_key, None) if chunk.keys else None
+            counts, held = job.work_chunk(conn, work) if work else (job.zero(), [])
+            walked = self.walked or chunk.keys < chunk_size
+            after_key = self.after_key if self.walked else chunk.last_key or self.after_key
+            held_keys = held if self.walked else [*self.held, *held]
+            # Below every held key: the bound of the chunk that held the first of them.
+            held_after = (self.held_after if self.held else self.after_key) if held_keys else None
             totals = {name: self.totals[name] + counts[name] for name in job.counts}
             conn.execute(
                 queries["advance_job_pass"],
                 {
                     **self.pass_.where,
                     "stripe": self.stripe.number,
-                    "after_key": chunk.last_key or self.after_key,
+                    "after_key": after_key,
                     "totals": Jsonb(totals),
-                    "complete": chunk.keys < chunk_size,
+                    "walked": walked,
+                    "held_keys": held_keys,
+                    "held_after": held_after,
                 },
             )
-        self.totals = totals  # committed
-        return counts, chunk
+        # committed
+        self.totals, self.after_key, self.walked = totals, after_key, walked
+        self.held, self.held_after = held_keys, held_after
+        return counts, chunk.keys
+
+    def _chunk(self, after_key: str | None, last_key: str | None, keys: list[str] | None) -> Chunk:
+        """The chunk of the stripe's pass after after_key up to last_key (among keys if given)."""
+        return Chunk(
+            self.pass_.run_date,
+            self.stripe.cutoff,
+            self.stripe.catch_up_from,
+            after_key,
+            last_key,
+            keys,
+        )

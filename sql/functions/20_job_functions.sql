@@ -33,8 +33,9 @@ $$;
 -- nothing); already_granted is true when its batch exists. failure says why a due
 -- subscription cannot be granted (NULL: it can): an id is missing or too long for the
 -- indexes (1,000 bytes at most: an index entry holds about 2,700, and the reference adds the
--- period to the id), its plan is missing, or its expiry is past the last day a timestamptz
--- holds.
+-- period to the id), its plan is missing, or its plan's validity_days is above credits.max_validity_days() (the
+-- most the plans file allows; a plan written straight into the table may hold more, and an
+-- expiry past year 9999 is one no client can read).
 -- Only subscriptions with ids after after_key up to last_key are looked at (NULL: no bound),
 -- and only their records, so the join of the two is a chunk's.
 CREATE OR REPLACE FUNCTION credits.due_grants(
@@ -105,9 +106,9 @@ AS $$
                     THEN 'its id or user id is longer than 1000 bytes'
                 WHEN p.plan_id IS NULL
                     THEN 'plan ' || quote_nullable(left(s.plan_id, 100)) || ' does not exist'
-                WHEN p.validity_days > date '294276-12-31' - due.due_day
+                WHEN p.validity_days > credits.max_validity_days()
                     THEN 'plan ' || quote_literal(left(p.plan_id, 100)) || ' has validity_days '
-                         || p.validity_days || ', which puts the expiry out of range'
+                         || p.validity_days || ', above ' || credits.max_validity_days()
                 END AS failure) fault
      WHERE s.id IS NOT NULL
        AND s.status = ANY (eligible_statuses)

@@ -18,6 +18,12 @@ BEGIN
             length(value) USING ERRCODE = '22001';
     ELSIF value ~ '[[:cntrl:]]' THEN
         RAISE EXCEPTION '% must not contain control characters', name USING ERRCODE = '22023';
+    -- Spaces other than ASCII's and invisible characters (no-break, ideographic and zero-width
+    -- spaces, the byte order mark, line and paragraph separators): an id that looks like
+    -- another, or like nothing.
+    ELSIF value ~ '[\u00A0\u00AD\u1680\u180E\u2000-\u200F\u2028-\u202F\u205F-\u2064\u3000\uFEFF]' THEN
+        RAISE EXCEPTION '% must not contain invisible characters or spaces other than ASCII''s', name
+            USING ERRCODE = '22023';
     END IF;
     RETURN value;
 END
@@ -55,7 +61,24 @@ BEGIN
 END
 $$;
 
+-- The clock of a *_at call: a finite moment (NULL or infinity once made never-expiring batches).
+CREATE OR REPLACE FUNCTION credits.checked_at(value timestamptz)
+RETURNS timestamptz
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    IF value IS NULL THEN
+        RAISE EXCEPTION 'at must not be null' USING ERRCODE = '22004';
+    ELSIF NOT isfinite(value) THEN
+        RAISE EXCEPTION 'at must be a finite time, got %', value USING ERRCODE = '22023';
+    END IF;
+    RETURN value;
+END
+$$;
+
 -- When credits granted at `at` expire: validity_days on, at expires_at, or never (both NULL).
+-- Days are counted in UTC, whatever the session's TimeZone (a day across a daylight saving
+-- change is 24 hours all the same).
 CREATE OR REPLACE FUNCTION credits.checked_expiry(
     at timestamptz, validity_days bigint, expires_at timestamptz
 )
@@ -73,12 +96,14 @@ BEGIN
             RAISE EXCEPTION 'validity_days must be at most %, got %', credits.max_validity_days(),
                 validity_days USING ERRCODE = '22003';
         END IF;
-        RETURN at + make_interval(days => validity_days::integer);
+        RETURN (at AT TIME ZONE 'UTC' + make_interval(days => validity_days::integer))
+               AT TIME ZONE 'UTC';
     ELSIF expires_at IS NOT NULL THEN
         IF expires_at <= at THEN
             RAISE EXCEPTION 'expires_at must be in the future, got %', expires_at
                 USING ERRCODE = '22023';
-        ELSIF expires_at > at + make_interval(days => credits.max_validity_days()) THEN
+        ELSIF expires_at > (at AT TIME ZONE 'UTC'
+                            + make_interval(days => credits.max_validity_days())) AT TIME ZONE 'UTC' THEN
             RAISE EXCEPTION 'expires_at must be within % days, got %', credits.max_validity_days(),
                 expires_at USING ERRCODE = '22003';
         END IF;

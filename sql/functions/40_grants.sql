@@ -18,8 +18,9 @@
 
 -- Give one user a batch under a reference, once: the balance row is locked first (created at
 -- 0 on a user's first grant). A replay answers the batch already granted; the same reference
--- for another user, amount or source is refused (CR002), as is going above max_balance when
--- capped (CR003). Arguments are checked by the callers.
+-- for another user, amount (when strict_replay) or source is refused (CR002), as is going
+-- above max_balance when capped (CR003). A refusal names nothing of another user's. Arguments
+-- are checked by the callers.
 CREATE OR REPLACE FUNCTION credits.grant_batch(
     user_id text, amount integer, source text, reference_id text, expires_at timestamptz,
     metadata jsonb, capped boolean, strict_replay boolean
@@ -42,8 +43,11 @@ BEGIN
      WHERE credits.reference_order(b.reference_id) = credits.reference_order(grant_batch.reference_id)
        AND b.reference_id = grant_batch.reference_id;
     IF FOUND THEN
-        IF v_batch.user_id <> grant_batch.user_id OR v_batch.source <> grant_batch.source
-           OR (strict_replay AND v_batch.amount <> grant_batch.amount) THEN
+        IF v_batch.user_id <> grant_batch.user_id THEN
+            RAISE EXCEPTION 'reference_id % was already used for a grant to another user',
+                quote_literal(grant_batch.reference_id) USING ERRCODE = 'CR002';
+        ELSIF v_batch.source <> grant_batch.source
+              OR (strict_replay AND v_batch.amount <> grant_batch.amount) THEN
             RAISE EXCEPTION 'reference_id % was already used for a grant of % % credits to user %',
                 quote_literal(grant_batch.reference_id), v_batch.amount, v_batch.source,
                 quote_literal(v_batch.user_id)
@@ -107,6 +111,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM credits.checked_at(at);
     IF source IS NULL OR source NOT IN ('purchase', 'bonus', 'registration', 'promotion', 'adjustment') THEN
         RAISE EXCEPTION 'source must be one of purchase, bonus, registration, promotion, adjustment, got %',
             coalesce(quote_literal(source), 'null') USING ERRCODE = '22023';
@@ -123,7 +128,10 @@ END
 $$;
 
 -- Grant a credit pack bought under a purchase reference: one batch of its credits and bonus,
--- refused (CR003) when it would take the balance above [limits] max_balance.
+-- refused (CR003) when it would take the balance above [limits] max_balance. A replay is the
+-- same user buying the same pack under that reference: it answers the first purchase (its
+-- credits and bonus as they were), even if the pack changed since; any other grant under the
+-- reference is refused (CR002).
 CREATE OR REPLACE FUNCTION credits.buy_package_at(
     at timestamptz, user_id text, package_id text, reference_id text
 )
@@ -134,18 +142,31 @@ AS $$
 DECLARE
     v_package credits.packages;
     v_answer jsonb;
+    v_bought jsonb;
 BEGIN
+    PERFORM credits.checked_at(at);
     PERFORM credits.checked_text(user_id, 'user_id');
     PERFORM credits.checked_grant_reference(reference_id);
     v_package := credits.known_package(package_id);
+    v_bought := jsonb_build_object('package_id', v_package.package_id,
+                                   'credits', v_package.credits, 'bonus', v_package.bonus);
     v_answer := credits.grant_batch(
         user_id, v_package.credits + v_package.bonus, 'purchase', reference_id,
-        credits.checked_expiry(at, v_package.validity_days, NULL),
-        jsonb_build_object('package_id', v_package.package_id, 'credits', v_package.credits,
-                           'bonus', v_package.bonus),
-        capped => true, strict_replay => true);
-    RETURN v_answer || jsonb_build_object('package_id', v_package.package_id,
-                                          'credits', v_package.credits, 'bonus', v_package.bonus);
+        credits.checked_expiry(at, v_package.validity_days, NULL), v_bought,
+        capped => true, strict_replay => false);
+    IF (v_answer ->> 'replayed')::boolean THEN
+        -- What the first purchase bought, as its ledger entry says.
+        SELECT t.metadata INTO v_bought
+          FROM credits.transactions t
+         WHERE t.batch_id = (v_answer ->> 'batch_id')::bigint AND t.type = 'grant';
+        IF v_bought ->> 'package_id' IS DISTINCT FROM v_package.package_id THEN
+            RAISE EXCEPTION 'reference_id % was already used for another grant to user %',
+                quote_literal(reference_id), quote_literal(user_id) USING ERRCODE = 'CR002';
+        END IF;
+    END IF;
+    RETURN v_answer || jsonb_build_object('package_id', v_bought -> 'package_id',
+                                          'credits', v_bought -> 'credits',
+                                          'bonus', v_bought -> 'bonus');
 END
 $$;
 
@@ -199,6 +220,7 @@ AS $$
 DECLARE
     v_registration credits.registration;
 BEGIN
+    PERFORM credits.checked_at(at);
     PERFORM credits.checked_text(user_id, 'user_id');
     SELECT * INTO v_registration FROM credits.registration;
     IF NOT FOUND THEN

@@ -3,8 +3,9 @@
 
 -- Spend credits of one user at `at`: amount, or a service's cost times quantity. Soonest-
 -- expiring batch first, never-expiring last, never from a batch past its date; all or nothing
--- (CR001 when short); once per reference (a replay answers the first spend; the same
--- reference for another amount is refused, CR002).
+-- (CR001 when short); once per reference. A replay asks what the first call asked (the same
+-- amount; or the same service and quantity, whatever the service costs now) and answers the
+-- first spend; the same reference for another spend is refused (CR002).
 CREATE OR REPLACE FUNCTION credits.spend_at(
     at timestamptz, user_id text, amount bigint, service text, quantity bigint,
     reference_id text, metadata jsonb DEFAULT NULL
@@ -21,11 +22,14 @@ DECLARE
     v_cost integer;
     v_balance bigint;
     v_earlier bigint;
+    v_earlier_service text;
+    v_earlier_quantity integer;
     v_available bigint := 0;
     v_spent_balance bigint;
     v_draws jsonb;
 BEGIN
-    PERFORM credits.checked_text(user_id, 'user_id'),
+    PERFORM credits.checked_at(at),
+            credits.checked_text(user_id, 'user_id'),
             credits.checked_grant_reference(reference_id),
             credits.checked_metadata(metadata),
             credits.checked_count(amount, 'amount')
@@ -36,7 +40,8 @@ BEGIN
         IF NOT FOUND THEN
             RAISE EXCEPTION 'unknown service %', quote_literal(service) USING ERRCODE = 'CR005';
         END IF;
-        PERFORM credits.checked_text(user_id, 'user_id'),
+        PERFORM credits.checked_at(at),
+                credits.checked_text(user_id, 'user_id'),
                 credits.checked_grant_reference(reference_id),
                 credits.checked_metadata(metadata),
                 credits.checked_count(v_cost * credits.checked_count(quantity, 'quantity')::bigint,
@@ -53,19 +58,28 @@ BEGIN
     IF FOUND THEN
         -- A statement of its own, so it sees a spend with this reference that committed while
         -- this call waited for the lock.
-        SELECT -sum(t.amount) INTO v_earlier
+        SELECT -sum(t.amount), min(t.service), min(t.quantity)
+          INTO v_earlier, v_earlier_service, v_earlier_quantity
           FROM credits.transactions t
          WHERE t.user_id = spend_at.user_id AND t.type = 'consume'
            AND t.reference_id = spend_at.reference_id;
         IF v_earlier IS NOT NULL THEN
-            IF v_earlier <> v_amount THEN
+            -- Entries written before quantity was kept have it NULL: their amount decides.
+            IF v_earlier_service IS DISTINCT FROM service
+               OR (CASE WHEN service IS NULL OR v_earlier_quantity IS NULL
+                        THEN v_earlier <> v_amount
+                        ELSE v_earlier_quantity <> quantity END) THEN
                 RAISE EXCEPTION 'reference_id % already spent % credits of user %, not %',
-                    quote_literal(reference_id), v_earlier, quote_literal(user_id), v_amount
+                    quote_literal(reference_id), v_earlier,
+                    quote_literal(user_id)
+                        || coalesce(' on service ' || quote_literal(v_earlier_service), ''),
+                    coalesce(quantity || ' x ' || quote_literal(service), v_amount::text)
                     USING ERRCODE = 'CR002',
                     DETAIL = json_build_object('reference_id', reference_id, 'spent', v_earlier,
                                                'asked', v_amount)::text;
             END IF;
-            RETURN credits.spend_replay(user_id, reference_id, v_amount, service, v_balance);
+            RETURN credits.spend_replay(user_id, reference_id, v_earlier, v_earlier_service,
+                                        v_balance);
         END IF;
 
         -- One statement: draw the batches, write the ledger, lower the balance; or, when the
@@ -95,9 +109,11 @@ BEGIN
         ),
         ledger AS (
             INSERT INTO credits.transactions
-                   (user_id, batch_id, type, amount, reference_id, balance_after, service, metadata)
+                   (user_id, batch_id, type, amount, reference_id, balance_after, service,
+                    quantity, metadata)
             SELECT spend_at.user_id, d.id, 'consume', -d.drawn, spend_at.reference_id,
-                   v_balance - d.drawn_before - d.drawn, spend_at.service, spend_at.metadata
+                   v_balance - d.drawn_before - d.drawn, spend_at.service, spend_at.quantity,
+                   spend_at.metadata
               FROM drawn d
              ORDER BY d.drawn_before
         ),
@@ -152,8 +168,10 @@ $$;
 -- Reverse a spend: its credits go back to the batches they came from. Credits drawn from a
 -- batch that has since passed its date, expired or been voided do not come back to life:
 -- each is written in the ledger as given back (reverse) and written off at once (lapse).
--- Once per spend: a replay answers the first reversal. Unknown spend: CR006. metadata (a JSON
--- object, or NULL) is written on each entry, e.g. who reversed it and why.
+-- Once per spend: a replay answers the first reversal. Unknown spend: CR006, as for a user
+-- with no balance row when the call locks it: no spend of theirs had committed then, and one
+-- committed since is not locked by this call (a reversal racing the user's first credits).
+-- metadata (a JSON object, or NULL) is written on each entry, e.g. who reversed it and why.
 CREATE OR REPLACE FUNCTION credits.reverse_spend_at(
     at timestamptz, user_id text, reference_id text, metadata jsonb
 )
@@ -168,11 +186,16 @@ DECLARE
     v_lapsed bigint := 0;
     v_draws jsonb := '[]';
 BEGIN
+    PERFORM credits.checked_at(at);
     PERFORM credits.checked_text(user_id, 'user_id');
     PERFORM credits.checked_text(reference_id, 'reference_id');
     PERFORM credits.checked_metadata(metadata);
     SELECT b.balance INTO v_balance
       FROM credits.balances b WHERE b.user_id = reverse_spend_at.user_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'user % has no spend with reference_id %',
+            quote_literal(user_id), quote_literal(reference_id) USING ERRCODE = 'CR006';
+    END IF;
 
     IF EXISTS (SELECT 1 FROM credits.transactions t
                 WHERE t.user_id = reverse_spend_at.user_id AND t.type = 'reverse'
@@ -249,7 +272,9 @@ $$;
 -- Void a one-off grant by the reference it was granted under (a pack: its purchase
 -- reference): what remains of it is taken back, what was spent is reported, not clawed back.
 -- Once: a replay answers the first void. Unknown reference: CR006; a subscription's grant: CR008.
--- metadata (a JSON object, or NULL) is written on the void entry.
+-- An expired batch stays expired (nothing remains to take back). spent is what its spends
+-- drew and kept: credits reversed since are not spent. metadata (a JSON object, or NULL) is
+-- written on the void entry.
 CREATE OR REPLACE FUNCTION credits.void_grant_at(
     at timestamptz, reference_id text, metadata jsonb
 )
@@ -263,8 +288,10 @@ DECLARE
     v_batch credits.batches;
     v_voided bigint := 0;
     v_expired bigint;
+    v_spent bigint;
     v_replayed boolean;
 BEGIN
+    PERFORM credits.checked_at(at);
     PERFORM credits.checked_text(reference_id, 'reference_id');
     PERFORM credits.checked_metadata(metadata);
     -- Whose grant it is, unlocked: a batch never changes user.
@@ -289,7 +316,9 @@ BEGIN
     END IF;
 
     v_replayed := v_batch.status = 'voided';
-    IF v_replayed THEN
+    IF v_batch.status = 'expired' THEN
+        v_voided := 0;
+    ELSIF v_replayed THEN
         SELECT coalesce(-sum(t.amount), 0) INTO v_voided
           FROM credits.transactions t WHERE t.batch_id = v_batch.id AND t.type = 'void';
     ELSE
@@ -305,12 +334,15 @@ BEGIN
                     void_grant_at.metadata);
         END IF;
     END IF;
-    SELECT coalesce(-sum(t.amount), 0) INTO v_expired
-      FROM credits.transactions t WHERE t.batch_id = v_batch.id AND t.type = 'expire';
+    SELECT coalesce(-sum(t.amount) FILTER (WHERE t.type = 'expire'), 0),
+           coalesce(-sum(t.amount) FILTER (WHERE t.type IN ('consume', 'reverse')), 0)
+      INTO v_expired, v_spent
+      FROM credits.transactions t
+     WHERE t.batch_id = v_batch.id AND t.type IN ('expire', 'consume', 'reverse');
     RETURN jsonb_build_object(
         'user_id', v_user_id, 'reference_id', v_batch.reference_id, 'batch_id', v_batch.id,
         'source', v_batch.source, 'amount', v_batch.amount, 'voided', v_voided,
-        'expired', v_expired, 'spent', v_batch.amount - v_voided - v_expired,
+        'expired', v_expired, 'spent', v_spent,
         'balance', v_balance, 'replayed', v_replayed);
 END
 $$;

@@ -15,7 +15,10 @@ DECLARE
     v_today date := (at AT TIME ZONE 'UTC')::date;
     v_account jsonb;
 BEGIN
-    PERFORM credits.checked_text(user_id, 'user_id');
+    PERFORM credits.checked_at(at), credits.checked_text(user_id, 'user_id');
+    IF eligible_statuses IS NULL THEN
+        RAISE EXCEPTION 'eligible_statuses must not be null' USING ERRCODE = '22004';
+    END IF;
     WITH mine AS (
         SELECT b.remaining, b.expires_at
           FROM credits.batches b
@@ -140,7 +143,8 @@ CREATE OR REPLACE FUNCTION credits.spend_service(
     user_id text, service text, quantity bigint, reference_id text, metadata jsonb DEFAULT NULL
 )
 RETURNS jsonb LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT credits.spend_at(now(), $1, NULL, $2, $3, $4, $5) $$;
+-- The service is checked here: spend_at reads a NULL service as a spend by amount.
+AS $$ SELECT credits.spend_at(now(), $1, NULL, credits.checked_text($2, 'service'), $3, $4, $5) $$;
 
 CREATE OR REPLACE FUNCTION credits.reverse_spend(user_id text, reference_id text)
 RETURNS jsonb LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -169,6 +173,7 @@ REVOKE ALL ON FUNCTION
     credits.checked_grant_reference(text),
     credits.checked_expiry(timestamptz, bigint, timestamptz),
     credits.checked_metadata(jsonb),
+    credits.checked_at(timestamptz),
     credits.grant_batch(text, integer, text, text, timestamptz, jsonb, boolean, boolean),
     credits.grant_answer(credits.batches, bigint, boolean),
     credits.known_package(text),
