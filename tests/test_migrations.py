@@ -66,6 +66,19 @@ def start_service(database_url):
         pool.close()
 
 
+def assert_refused_without_applying(database_url):
+    """A service that may not apply the schema (CREDITS_APPLY_SCHEMA=false) refuses to start."""
+    settings = config.Settings.from_mapping(
+        {"DATABASE_URL": database_url, "CREDITS_APPLY_SCHEMA": "false"}
+    )
+    pool = db.open_pool(settings, 1)
+    try:
+        with pytest.raises(db.SchemaMissing, match="out of date"):
+            db.prepare(pool)
+    finally:
+        pool.close()
+
+
 @pytest.fixture
 def fresh_install(server_url):
     """The schema dump of an empty database given the migrations."""
@@ -139,15 +152,7 @@ def next_release(tmp_path, monkeypatch):
 def test_a_service_that_may_not_apply_the_schema_refuses_one_with_a_migration_pending(
     next_release, database_url
 ):
-    settings = config.Settings.from_mapping(
-        {"DATABASE_URL": database_url, "CREDITS_APPLY_SCHEMA": "false"}
-    )
-    pool = db.open_pool(settings, 1)
-    try:
-        with pytest.raises(db.SchemaMissing, match="out of date"):
-            db.prepare(pool)
-    finally:
-        pool.close()
+    assert_refused_without_applying(database_url)
     start_service(database_url)
     assert run(database_url, "SELECT count(*) FROM credits.next_release") == [{"count": 0}]
 
@@ -232,15 +237,7 @@ def test_a_changed_function_file_is_applied_again_and_only_it(database_url, chan
 def test_a_service_that_may_not_apply_the_schema_refuses_a_changed_function_file(
     database_url, changed_function
 ):
-    settings = config.Settings.from_mapping(
-        {"DATABASE_URL": database_url, "CREDITS_APPLY_SCHEMA": "false"}
-    )
-    pool = db.open_pool(settings, 1)
-    try:
-        with pytest.raises(db.SchemaMissing, match="out of date"):
-            db.prepare(pool)
-    finally:
-        pool.close()
+    assert_refused_without_applying(database_url)
 
 
 def test_the_functions_migration_for_a_host_tool_leaves_the_functions_current(

@@ -56,6 +56,7 @@ def test_an_expire_chunk_reads_its_users_batches_and_balances_by_index(sql_run, 
         "job_id": None,
         "after_key": None,
         "last_key": users[-1],
+        "keys": None,
     }
     assert scanned_whole(explain(sql_run, queries["lock_expiring_balances"], params)) == set()
     assert scanned_whole(explain(sql_run, queries["expire_batches"], params)) == set()
