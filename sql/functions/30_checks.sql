@@ -67,10 +67,12 @@ RETURNS timestamptz
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 BEGIN
+    -- An infinite clock is no clock either (it made batches that never expire): the same
+    -- 22004 as NULL, so a caller handles a missing time one way.
     IF value IS NULL THEN
         RAISE EXCEPTION 'at must not be null' USING ERRCODE = '22004';
     ELSIF NOT isfinite(value) THEN
-        RAISE EXCEPTION 'at must be a finite time, got %', value USING ERRCODE = '22023';
+        RAISE EXCEPTION 'at must be a finite time, got %', value USING ERRCODE = '22004';
     END IF;
     RETURN value;
 END
