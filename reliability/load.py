@@ -47,6 +47,9 @@ PLANS = {"short": (100, 30), "long": (60, 3650), "forever": (40, None)}
 PACKAGES = {"small": (100, 10, 30), "large": (1000, 0, None)}
 # Past run dates: several days in each of a few months, so same-day and same-month triggers race.
 RUN_DATES = [date(2026, m, d) for m in (2, 3, 4) for d in (5, 15, 28)]
+# Calls of one job in the quiet phase before a run that still answers "complete": false is a
+# violation (each call has the default time budget).
+QUIET_CALLS = 10
 # Spends as of now, or as of a past moment when "short" batches were still spendable: then
 # spending and expiry race for the same batches.
 SPEND_TIMES = [None, *(datetime(2026, m, 1, tzinfo=timezone.utc) for m in (3, 4, 5))]
@@ -209,8 +212,8 @@ class Run:
             "app": {"threads": self.load.app_threads, **dict(sorted(self.app.items()))},
             "seconds under load": round(elapsed, 1),
             "quiet runs": dict(quiet),
-            "violations": [f"a quiet run did not answer 200: {dict(quiet)}"]
-            if quiet.get("grant not 200") or quiet.get("expire not 200")
+            "violations": [f"a quiet run did not answer 200 or finish: {dict(quiet)}"]
+            if any(key.endswith(("not 200", "not complete")) for key in quiet)
             else [],
         }
 
@@ -241,12 +244,23 @@ class Run:
         return time.monotonic() - started
 
     def quiet(self):
-        """Every date once more and one expire, each alone; they must all answer 200."""
+        """Every date once more, then expire twice, each alone, called again while it answers
+        "complete": false (as a cron platform's next call carries on); all must answer 200.
+
+        The first expire may only finish a pass the load left (a user a spend held is skipped
+        and tried again later), whose cutoff came before some of the load's grants; the second
+        is a new pass, after every grant."""
         quiet = Counter()
-        for job_date in [("grant", d) for d in RUN_DATES] + [("expire", None)]:
-            before = len(self.bodies)
-            self.trigger(job_date)
-            quiet[f"{job_date[0]} {200 if len(self.bodies) > before else 'not 200'}"] += 1
+        for job_date in [("grant", d) for d in RUN_DATES] + [("expire", None)] * 2:
+            for _ in range(QUIET_CALLS):
+                before = len(self.bodies)
+                self.trigger(job_date)
+                answered = len(self.bodies) > before
+                quiet[f"{job_date[0]} {200 if answered else 'not 200'}"] += 1
+                if not answered or self.bodies[-1][1].get("complete", True):
+                    break
+            else:
+                quiet[f"{job_date[0]} not complete"] += 1
         return quiet
 
     def trigger(self, job_date):

@@ -12,7 +12,10 @@ def test_concurrent_triggers_and_spending_lose_double_and_break_nothing(server_u
     by_status = report["triggers"]["by status"]
     assert set(by_status) <= {"grant 200", "grant 409", "expire 200", "expire 409"}, by_status
     assert by_status.get("grant 200") and by_status.get("expire 200")
-    assert report["quiet runs"] == {"grant 200": 9, "expire 200": 1}
+    # Each date once and expire twice, a call more where one answered "complete": false.
+    quiet = report["quiet runs"]
+    assert set(quiet) == {"grant 200", "expire 200"}, quiet
+    assert quiet["grant 200"] >= 9 and quiet["expire 200"] >= 2, quiet
     # Every user held credits: 9 run dates over 3 months, 3 plans each.
     assert report["database"]["batches"] == 150 * 3 * 3
     assert report["consumers"]["spent"] > 0 and report["database"]["credits spent"] > 0
