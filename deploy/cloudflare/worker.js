@@ -1,4 +1,4 @@
-// The credits jobs on Cloudflare Cron Triggers: one Worker, both schedules (see wrangler.toml).
+// The credits jobs on Cloudflare Cron Triggers: one Worker, all three schedules (see wrangler.toml).
 // The trigger's cron string picks the job. Any answer but 2xx (or 409) throws, so Cloudflare
 // records the invocation as failed; an answer with "complete": false is called again, up to
 // MAX_CALLS times.
@@ -7,6 +7,7 @@
 const JOBS = {
   "0 1 * * *": "grant",
   "0 4 * * *": "expire",
+  "*/5 * * * *": "deliver",
 };
 
 // Cloudflare's limits (https://developers.cloudflare.com/workers/platform/limits/): a Cron

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create, or update when run again, the two QStash schedules that call the credits jobs.
+# Create, or update when run again, the three QStash schedules that call the credits jobs.
 #   QSTASH_TOKEN   your QStash token (Upstash console, QStash)           required
 #   CREDITS_URL    where the service answers, e.g. https://credits.example.com   required
 #   QSTASH_URL     the QStash address shown in your console     default https://qstash.upstash.io
@@ -32,3 +32,5 @@ schedule() {
 
 schedule grant "0,10,20,30,40,50 1 * * *"
 schedule expire "0,10,20,30,40,50 4 * * *"
+# The events' webhooks go out between the jobs too (docs/EVENTS.md).
+schedule deliver "*/5 * * * *"

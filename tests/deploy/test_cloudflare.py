@@ -16,7 +16,7 @@ from testing import SECRET
 from .support import ALREADY_RUNNING, COMPLETE, DEPLOY, HARNESS, INCOMPLETE, NO_ANSWER, NODE
 
 CLOUDFLARE = DEPLOY / "cloudflare"
-SCHEDULES = {"grant": "0 1 * * *", "expire": "0 4 * * *"}
+SCHEDULES = {"grant": "0 1 * * *", "expire": "0 4 * * *", "deliver": "*/5 * * * *"}
 # Cloudflare's limits on one Cron Trigger invocation (deploy/cloudflare/README.md).
 WALL_CLOCK_LIMIT_MS = 15 * 60 * 1000
 FREE_PLAN_SUBREQUESTS = 50
@@ -55,8 +55,8 @@ def wrangler_crons():
     return config["triggers"]["crons"]
 
 
-def test_wrangler_schedules_grant_at_01_and_expire_at_04_utc():
-    assert wrangler_crons() == [SCHEDULES["grant"], SCHEDULES["expire"]]
+def test_wrangler_schedules_grant_at_01_expire_at_04_utc_and_delivery_every_5_minutes():
+    assert wrangler_crons() == [SCHEDULES["grant"], SCHEDULES["expire"], SCHEDULES["deliver"]]
     # Cloudflare refuses to deploy a Worker whose compatibility date is still to come.
     assert date.fromisoformat(wrangler_config()["compatibility_date"]) <= date.today()
 
@@ -101,6 +101,20 @@ def test_each_wrangler_trigger_runs_its_own_job(service, job_runs):
         result = run_worker(cron, service + "/")  # a trailing slash in CREDITS_URL is fine
         assert result.returncode == 0, result.stdout + result.stderr
     assert job_runs() == ["grant", "expire"]
+
+
+def test_worker_deliver_trigger_calls_the_deliver_route_with_the_secret(scripted):
+    stub = scripted((200, {"complete": True, "lastError": None}))
+    result = run_worker(SCHEDULES["deliver"], stub.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HANDLER RESOLVED" in result.stdout
+    assert stub.calls == [("/api/jobs/credits/deliver", f"Bearer {SECRET}")]
+
+
+def test_worker_deliver_trigger_reaches_the_service(service):
+    result = run_worker(SCHEDULES["deliver"], service)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HANDLER RESOLVED" in result.stdout
 
 
 def test_worker_throws_on_401_so_cloudflare_records_a_failure(service, job_runs):

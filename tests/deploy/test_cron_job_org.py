@@ -38,6 +38,30 @@ def test_cron_job_org_body_calls_its_job_at_its_hour_in_utc(job, service, job_ru
     assert job_runs() == [job]
 
 
+def test_cron_job_org_deliver_body_calls_the_deliver_route_every_5_minutes(service):
+    spec = json.loads((DEPLOY / "cron-job-org" / "deliver-job.json").read_text())["job"]
+    schedule = spec["schedule"]
+    assert schedule["timezone"] == "UTC"
+    assert schedule["hours"] == schedule["mdays"] == schedule["months"] == [-1]
+    assert schedule["minutes"] == list(range(0, 60, 5))
+    assert spec["notification"] == {"onFailure": True, "onSuccess": True, "onDisable": True}
+    assert spec["extendedData"]["headers"] == {"Authorization": "Bearer YOUR_CRON_SECRET"}
+    url = spec["url"].replace("https://credits.example.com", service)
+    assert url == service + "/api/jobs/credits/deliver"
+    request = urllib.request.Request(
+        url,
+        headers={"Authorization": f"Bearer {SECRET}"},
+        method=CRON_JOB_ORG_METHODS[spec["requestMethod"]],
+    )
+    with urllib.request.urlopen(request, timeout=spec["requestTimeout"]) as response:
+        assert response.status == 200
+        assert "complete" in json.loads(response.read())
+
+
+def test_the_guide_creates_the_deliver_job_with_the_two_others():
+    assert "for job in grant expire deliver; do" in guide()
+
+
 # cron-job.org switches a job off when its failures in a row exceed this (its scheduler's
 # max_failures, 15 by default).
 MAX_FAILURES = 15

@@ -10,7 +10,7 @@ from testing import SECRET
 from .support import COMPLETE, DEPLOY, INCOMPLETE
 
 # Off the hour, when GitHub delays and drops the most scheduled runs; grant before expire.
-SCHEDULES = {"grant": "23 1 * * *", "expire": "23 4 * * *"}
+SCHEDULES = {"grant": "23 1 * * *", "expire": "23 4 * * *", "deliver": "*/5 * * * *"}
 
 
 def workflow():
@@ -60,9 +60,13 @@ def test_workflow_schedules_grant_before_expire_off_the_hour_and_can_be_run_by_h
     spec = workflow()
     triggers = spec[True]  # YAML 1.1 reads the key `on` as true
     crons = [s["cron"] for s in triggers["schedule"]]
-    assert crons == [SCHEDULES["grant"], SCHEDULES["expire"]]
+    assert crons == [SCHEDULES["grant"], SCHEDULES["expire"], SCHEDULES["deliver"]]
     assert all(cron.split()[0] != "0" for cron in crons)
-    assert triggers["workflow_dispatch"]["inputs"]["job"]["options"] == ["grant", "expire"]
+    assert triggers["workflow_dispatch"]["inputs"]["job"]["options"] == [
+        "grant",
+        "expire",
+        "deliver",
+    ]
     [pick_step] = spec["jobs"]["pick"]["steps"]
     assert pick_step["env"]["SCHEDULE"] == "${{ github.event.schedule }}"
     assert pick_step["env"]["REQUESTED_JOB"] == "${{ inputs.job }}"
@@ -133,6 +137,19 @@ def test_workflow_fails_without_its_settings(tmp_path):
     result = run_workflow(tmp_path, "", schedule=SCHEDULES["grant"])
     assert result.returncode == 1
     assert "Set the CREDITS_URL variable and the CRON_SECRET secret" in result.stdout
+
+
+def test_workflow_on_the_deliver_schedule_calls_the_deliver_route(tmp_path, scripted):
+    stub = scripted(COMPLETE)
+    result = run_workflow(tmp_path, stub.url, schedule=SCHEDULES["deliver"])
+    assert result.returncode == 0, result.stdout
+    assert stub.calls == [("/api/jobs/credits/deliver", f"Bearer {SECRET}")]
+
+
+def test_workflow_on_the_deliver_schedule_reaches_the_service(tmp_path, service):
+    result = run_workflow(tmp_path, service, schedule=SCHEDULES["deliver"])
+    assert result.returncode == 0, result.stdout
+    assert "HTTP 200" in result.stdout
 
 
 def test_workflow_calls_again_while_incomplete_then_stops(tmp_path, scripted):

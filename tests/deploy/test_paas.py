@@ -195,3 +195,12 @@ def test_the_guide_does_not_say_render_sets_database_url():
     text = " ".join(paas_guide().split())
     assert "Render does not" in text and "fromDatabase" in text
     assert "Render add-ons set it for you" not in text
+
+
+def test_the_guide_schedules_the_deliver_route_with_the_secret(service):
+    block = paas_guide().split("## Events", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    assert "Every 10 minutes" in paas_guide() and "*/5 * * * *" in paas_guide()
+    env = {"PATH": os.environ["PATH"], "CRON_SECRET": SECRET, "CREDITS_URL": service + "/"}
+    result = subprocess.run(["bash", "-c", block], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "complete" in json.loads(result.stdout)
