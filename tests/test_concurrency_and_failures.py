@@ -179,7 +179,15 @@ def test_grant_expire_and_spending_together_keep_every_balance_right(
     for spender in outcomes[2:]:
         assert isinstance(spender, list), spender
     assert sql_run("SELECT min(balance) AS m FROM credits.balances")[0]["m"] >= 0
-    # Nothing past its date is left active, and no batch was expired twice.
+    # A user a spend held was skipped and is tried again by the next call, as a platform makes
+    # it: after those calls nothing past its date is left active, and no batch expired twice.
+    for finish in (
+        lambda: jobs.grant(pool, settings, date(2026, 4, 15)),
+        lambda: jobs.expire(pool, settings),
+    ):
+        for _ in range(5):
+            if finish().complete:
+                break
     assert (
         sql_run(
             "SELECT count(*) AS n FROM credits.batches WHERE status = 'active' AND expires_at < %s",
