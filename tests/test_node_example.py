@@ -4,7 +4,6 @@ together. `npm ci` is run here, from the pinned package-lock.json."""
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -12,24 +11,18 @@ from urllib.parse import quote, urlencode
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from testing.node import install_locked, requires_node
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "node"
 PLANS = Path(__file__).resolve().parent.parent / "plans.example.toml"
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("node") and shutil.which("npm")),
-    reason="Node.js and npm are not installed: the Node example cannot run here",
-)
+pytestmark = requires_node("the Node example")
 
 
 @pytest.fixture(scope="session")
 def node_modules():
     """The example's dependencies, installed once per session exactly as the lockfile pins."""
-    subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=EXAMPLE,
-        check=True,
-        timeout=300,
-    )
+    install_locked(EXAMPLE)
 
 
 def as_url(conninfo):

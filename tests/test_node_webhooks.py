@@ -11,26 +11,19 @@ from pathlib import Path
 import pytest
 
 from credits import config, events
+from testing.node import install_locked, requires_node
 
 from .test_webhooks import OTHER_SECRET, WEBHOOK_SECRET, grant
 
 RECEIVER = Path(__file__).resolve().parent.parent / "examples" / "node" / "webhooks"
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("node") and shutil.which("npm")),
-    reason="Node.js and npm are not installed: the Node receiver cannot run here",
-)
+pytestmark = requires_node("the Node receiver")
 
 
 @pytest.fixture(scope="session")
 def receiver_modules():
     """The receiver's dependencies, installed once per session as its lockfile pins them."""
-    subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=RECEIVER,
-        check=True,
-        timeout=300,
-    )
+    install_locked(RECEIVER)
 
 
 def free_port():

@@ -4,7 +4,6 @@ calls every function of the interface on the test database with the answers its 
 
 import json
 import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -14,15 +13,13 @@ import pytest
 
 from credits import db
 from testing.databases import logged_in_as
+from testing.node import requires_node
 from tests.test_node_example import as_url
 
 CLIENT = Path(__file__).resolve().parent.parent / "clients" / "ts"
 PLANS = Path(__file__).resolve().parent.parent / "plans.example.toml"
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("node") and shutil.which("npm")),
-    reason="Node.js and npm are not installed: the TypeScript client cannot be checked here",
-)
+pytestmark = requires_node("the TypeScript client")
 
 
 def npm(*args):
