@@ -11,16 +11,22 @@ finds it:
 
 The embedded server is started under libfaketime (Debian's `faketime`) with an offset from the
 real clock to that day at 06:00 UTC, so its clock runs on from there and a run does not cross
-midnight. A server started elsewhere (TEST_DATABASE_URL) keeps its own clock, so it is refused.
+midnight. Its waits are kept from libfaketime (testing/waits.c, built with cc), so its lock,
+statement and deadlock timeouts fire as on the real clock. A server started elsewhere
+(TEST_DATABASE_URL) keeps its own clock, so it is refused.
 """
 
 import glob
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
 
 import click
 
@@ -57,6 +63,24 @@ def moved_to() -> date | None:
         raise ClockError(f"{VARIABLE} must be a date as YYYY-MM-DD, got {text!r}") from None
 
 
+def waits_library() -> str:
+    """testing/waits.c built once (per source) into the temporary directory: its path."""
+    source = Path(__file__).with_name("waits.c")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    library = Path(tempfile.gettempdir()) / f"credits-test-waits-{digest}.so"
+    if not library.exists():
+        compiler = shutil.which("cc")
+        if compiler is None:
+            raise ClockError(f"{VARIABLE} needs a C compiler, cc (Debian: apt-get install gcc)")
+        built = library.with_suffix(f".{os.getpid()}.tmp")
+        command = [compiler, "-shared", "-fPIC", "-O2", "-o", str(built), str(source)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ClockError(f"cc could not build {source.name}: {result.stderr.strip()}")
+        built.replace(library)  # whole or not at all, whatever runs beside this one
+    return str(library)
+
+
 @contextmanager
 def server_clock() -> Iterator[None]:
     """While a server is started in this block, its clock starts on TEST_CLOCK's day, if set."""
@@ -73,7 +97,9 @@ def server_clock() -> Iterator[None]:
     if not libraries:
         raise ClockError(f"{VARIABLE} needs libfaketime (Debian: apt-get install faketime)")
     offset = datetime.combine(day, START, timezone.utc) - datetime.now(timezone.utc)
-    moved = {"LD_PRELOAD": libraries[0], "FAKETIME": f"{round(offset.total_seconds()):+d}"}
+    # The waits first, so PostgreSQL's own timeouts keep firing (testing/waits.c).
+    preload = f"{waits_library()} {libraries[0]}"
+    moved = {"LD_PRELOAD": preload, "FAKETIME": f"{round(offset.total_seconds()):+d}"}
     kept = {name: os.environ.get(name) for name in moved}
     os.environ.update(moved)  # what the server's processes inherit; this one is not moved
     try:

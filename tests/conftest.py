@@ -12,21 +12,9 @@ from psycopg import sql
 from app import create_app
 from credits import config, db
 from credits.cli import cli
-from testing import SECRET, clock, seeders
+from testing import SECRET, seeders
 from testing.databases import create_template, drop_database, embedded_server, scratch_database
 from testing.invariant import invariant_violations
-
-
-def pytest_collection_modifyitems(items):
-    """On a moved clock (TEST_CLOCK), skip the tests that wait for the server's own timers:
-    libfaketime keeps PostgreSQL's lock_timeout and statement_timeout from firing. They run,
-    like every test, on the real clock."""
-    if clock.moved_to() is None:
-        return
-    skip = pytest.mark.skip(reason="PostgreSQL's timeouts do not fire on a moved clock")
-    for item in items:
-        if item.get_closest_marker("server_timers"):
-            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,17 @@
 import shutil
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date
 
+import psycopg
 import pytest
 
 from testing.clock import next_day
+from testing.databases import embedded_server
 from testing.served import ROOT
 
 # Holds from the 10th of a month on: the pattern the moved clock is there to catch.
@@ -87,3 +93,55 @@ def test_the_moved_clock_refuses_a_server_it_did_not_start(monkeypatch):
     assert result.returncode == 1
     [line] = result.stderr.splitlines()
     assert line.startswith("Error: TEST_DATABASE_URL is set") and line.endswith("moved clock")
+
+
+@contextmanager
+def cancelled_after(seconds, *connections):
+    """Cancel what the connections run if it outlasts `seconds`, as the server should have."""
+    timer = threading.Timer(seconds, lambda: [conn.cancel_safe() for conn in connections])
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+@needs_faketime
+def test_on_a_moved_clock_the_servers_lock_and_deadlock_timeouts_fire(monkeypatch):
+    """libfaketime answered the real time while PostgreSQL waited, so a timeout's alarm judged
+    its moved deadline days away: a lock wait outlived lock_timeout and a deadlock was never
+    found (a moved-clock run hung). testing/waits.c keeps the waits on the moved clock."""
+    monkeypatch.delenv("TEST_DATABASE_URL", raising=False)
+    moved = next_day("1", date.today())
+    monkeypatch.setenv("TEST_CLOCK", moved.isoformat())
+    with embedded_server() as url:
+        first = psycopg.connect(url, autocommit=True)
+        second = psycopg.connect(url, autocommit=True)
+        with first, second:
+            assert first.execute("SELECT current_date").fetchone()[0] == moved
+            first.execute("CREATE TABLE held (id int PRIMARY KEY)")
+            first.execute("INSERT INTO held VALUES (1), (2)")
+            # lock_timeout, while a row is held elsewhere (else cancelled, a QueryCanceled).
+            first.execute("BEGIN; SELECT * FROM held WHERE id = 1 FOR UPDATE")
+            second.execute("SET lock_timeout = '200ms'")
+            with cancelled_after(10, second), pytest.raises(psycopg.errors.LockNotAvailable):
+                second.execute("SELECT * FROM held WHERE id = 1 FOR UPDATE")
+            # A deadlock, found after deadlock_timeout (1 s): one of the two is cancelled.
+            second.execute("SET lock_timeout = 0")
+            second.execute("BEGIN; SELECT * FROM held WHERE id = 2 FOR UPDATE")
+            outcomes = []
+
+            def take(conn, row):
+                try:
+                    conn.execute(f"SELECT * FROM held WHERE id = {row} FOR UPDATE")
+                    outcomes.append("locked")
+                except psycopg.Error as exc:
+                    outcomes.append(type(exc).__name__)
+                    conn.rollback()
+
+            with cancelled_after(20, first, second), ThreadPoolExecutor(1) as executor:
+                waiting = executor.submit(take, first, 2)  # waits on the second
+                time.sleep(0.2)
+                take(second, 1)  # and the second on the first
+                waiting.result()
+            assert sorted(outcomes) == ["DeadlockDetected", "locked"], outcomes

@@ -133,7 +133,6 @@ def test_an_entry_dated_a_day_already_added_up_counts_on_that_day(pool, sql_run)
     assert summary_by_day(sql_run) == ledger_by_day(sql_run)
 
 
-@pytest.mark.server_timers  # the summary's mark waits lock_timeout for the open writer
 def test_an_entry_still_uncommitted_is_not_skipped_by_a_later_one(
     pool, database_url, sql_run, today
 ):

@@ -12,7 +12,6 @@ import time
 
 import psutil
 import psycopg
-import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from testing import SECRET
@@ -175,7 +174,6 @@ def hold_every_connection(app):
         pool.putconn(conn)
 
 
-@pytest.mark.server_timers
 def test_a_lock_held_elsewhere_holds_back_its_user_only_and_the_next_call_completes(
     make_app, database_url, add_plan, subscribe, sql_run, auth
 ):
