@@ -40,14 +40,24 @@ lowered AS (
 ),
 ledger AS (
     -- balance_after: the user's new balance plus what the user's later entries here take.
+    -- The new balance reaches each batch by a window over both lists, not by a join the
+    -- planner cannot size (as in grant_due_subscriptions).
     INSERT INTO credits.transactions
            (user_id, batch_id, type, amount, reference_id, job_id, balance_after)
-    SELECT d.user_id, d.id, 'expire', -d.remaining, 'expire:' || d.id, %(job_id)s,
-           l.balance + coalesce(sum(d.remaining) OVER (PARTITION BY d.user_id ORDER BY d.id DESC
-                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
-      FROM due d
-      JOIN lowered l ON l.user_id = d.user_id
-     ORDER BY d.id
+    SELECT user_id, id, 'expire', -remaining, 'expire:' || id, %(job_id)s, balance_after
+      FROM (SELECT user_id, id, remaining,
+                   max(balance) OVER by_user
+                   + coalesce(sum(remaining) OVER (by_user ORDER BY id DESC
+                                                   ROWS BETWEEN UNBOUNDED PRECEDING
+                                                            AND 1 PRECEDING), 0) AS balance_after
+              FROM (SELECT user_id, id, remaining, NULL::bigint AS balance
+                      FROM due
+                    UNION ALL
+                    SELECT user_id, NULL, NULL, balance
+                      FROM lowered) AS entries
+            WINDOW by_user AS (PARTITION BY user_id)) AS entries
+     WHERE id IS NOT NULL
+     ORDER BY id
 )
 SELECT count(*) AS processed_batches,
        count(DISTINCT user_id) AS processed_users,

@@ -73,14 +73,25 @@ raised AS (
 ),
 ledger AS (
     -- balance_after: the user's new balance less what the user's later entries here add.
+    -- The new balance reaches each batch by a window over both lists, not by a join: the
+    -- planner cannot size them, and a nested loop it chose over 25,000 x 25,000 rows took
+    -- a minute a chunk (docs/PERFORMANCE.md).
     INSERT INTO credits.transactions
            (user_id, batch_id, type, amount, reference_id, job_id, balance_after)
-    SELECT g.user_id, g.id, 'grant', g.amount, g.reference_id, %(job_id)s,
-           r.balance - coalesce(sum(g.amount) OVER (PARTITION BY g.user_id ORDER BY g.id DESC
-                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
-      FROM granted g
-      JOIN raised r ON r.user_id = g.user_id
-     ORDER BY g.id
+    SELECT user_id, id, 'grant', amount, reference_id, %(job_id)s, balance_after
+      FROM (SELECT user_id, id, amount, reference_id,
+                   max(balance) OVER by_user
+                   - coalesce(sum(amount) OVER (by_user ORDER BY id DESC
+                                                ROWS BETWEEN UNBOUNDED PRECEDING
+                                                         AND 1 PRECEDING), 0) AS balance_after
+              FROM (SELECT user_id, id, amount, reference_id, NULL::bigint AS balance
+                      FROM granted
+                    UNION ALL
+                    SELECT user_id, NULL, NULL, NULL, balance
+                      FROM raised) AS entries
+            WINDOW by_user AS (PARTITION BY user_id)) AS entries
+     WHERE id IS NOT NULL
+     ORDER BY id
 ),
 recorded AS (
     -- Every grantable one has its batch now, inserted or found: its latest month is recorded.
