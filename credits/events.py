@@ -10,6 +10,7 @@ import json
 import logging
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,6 +35,8 @@ CLAIM = 50
 FAILURES_IN_A_ROW = 3
 # Events deleted per call by the retention, so a backlog is pruned over several calls.
 PRUNE = 50_000
+# A delivery run's counts, in the order the deliver route answers them (credits/monitor.py).
+RESULTS = ("delivered", "failed", "givenUp", "deleted", "pending")
 
 
 @dataclass
@@ -49,15 +52,22 @@ class Delivery:
     last_error: str | None = None
     duration_ms: int = 0
 
+    @property
+    def status(self) -> str:
+        """The run's status: failed when attempts failed and none was taken, else succeeded
+        when no event was due at the end, else partial (the next call goes on)."""
+        if self.failed and not self.delivered:
+            return "failed"
+        return "succeeded" if self.complete else "partial"
+
+    def results(self) -> dict[str, Any]:
+        """The counts, in RESULTS' order."""
+        counts = (self.delivered, self.failed, self.given_up, self.deleted, self.pending)
+        return dict(zip(RESULTS, counts, strict=True))
+
     def body(self) -> dict[str, Any]:
         """The call's JSON body, in the shape of the jobs' (docs/EVENTS.md)."""
-        results = {
-            "delivered": self.delivered,
-            "failed": self.failed,
-            "givenUp": self.given_up,
-            "deleted": self.deleted,
-            "pending": self.pending,
-        }
+        results = self.results()
         return {
             "success": True,
             "duration": self.duration_ms,
@@ -114,18 +124,39 @@ def deliver(pool: Pool, settings: Settings, budget: float | None) -> Delivery:
     clock = Budget(budget)
     done = Delivery()
     with connection(pool) as conn:
-        with clock.transaction(conn):
-            delivering = settings.webhook_url is not None
-            done.deleted = conn.execute(
-                queries["prune_events"],
-                {"days": settings.events_retention_days, "delivering": delivering, "limit": PRUNE},
-            ).rowcount
-        if settings.webhook_url is None or settings.webhook_secret is None:
-            done.complete = True
-        else:
-            _post_due(conn, settings.webhook_url, settings.webhook_secret, clock, done)
-        done.pending = one(conn.execute(queries["count_pending_events"]))["pending"]
+        deliver_on(conn, settings, clock, done)
+    log_delivery(done)
+    return done
+
+
+def deliver_on(conn: Connection, settings: Settings, clock: Budget, done: Delivery) -> None:
+    """deliver()'s work on conn, told in done (a delivery run's too: credits/delivery_runs.py)."""
+    with clock.transaction(conn):
+        delivering = settings.webhook_url is not None
+        done.deleted = conn.execute(
+            queries["prune_events"],
+            {"days": settings.events_retention_days, "delivering": delivering, "limit": PRUNE},
+        ).rowcount
+    if settings.webhook_url is None or settings.webhook_secret is None:
+        done.complete = True
+    else:
+        _post_due(conn, settings.webhook_url, settings.webhook_secret, clock, done)
+        if done.last_error:
+            done.last_error = f"{done.last_error} from {_receiver(settings.webhook_url)}"
+    done.pending = one(conn.execute(queries["count_pending_events"]))["pending"]
     done.duration_ms = clock.elapsed_ms()
+
+
+def _receiver(url: str) -> str:
+    """The receiver's URL as an error names it: no user, password, query or fragment."""
+    parts = urllib.parse.urlsplit(url)
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def log_delivery(done: Delivery) -> None:
+    """The call's log line: its counts, and the receiver's last error."""
     logger.log(
         logging.WARNING if done.last_error else logging.INFO,
         "[Credits Deliver] Delivered %d, failed %d, given up %d, deleted %d, pending %d%s",
@@ -135,9 +166,8 @@ def deliver(pool: Pool, settings: Settings, budget: float | None) -> Delivery:
         done.deleted,
         done.pending,
         f"; last error: {done.last_error}" if done.last_error else "",
-        extra={"event": "delivered", "results": done.body()["results"]},
+        extra={"event": "delivered", "results": done.results()},
     )
-    return done
 
 
 def _post_due(conn: Connection, url: str, secret: str, clock: Budget, done: Delivery) -> None:

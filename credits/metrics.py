@@ -134,7 +134,7 @@ def job_families(rows: Sequence[Row]) -> Iterator[Metric]:
         "credits_job_last_run_result",
         "A count of the job's last run, as the job route answers it: grant's processed, "
         "successful, skipped, failed; expire's processedBatches, processedUsers, "
-        "totalExpiredAmount.",
+        "totalExpiredAmount; deliver's delivered, failed, givenUp, deleted, pending.",
         labels=["credits_job", "result"],
     )
     succeeded = GaugeMetricFamily(

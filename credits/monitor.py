@@ -7,13 +7,15 @@ from typing import Any
 
 import psycopg
 
+from credits import events
 from credits.config import Settings
 from credits.db import DatabaseUnavailable, Pool, SchemaMissing, connection, queries, read_clock
 from credits.jobs import Expire, Grant
 
 # The order the job routes answer their counts in; jsonb keeps its own order, so results read
-# back from job_runs are put in this one (anything else after it, as stored).
-RESULT_ORDER = {job.name: job.counts for job in (Grant, Expire)}
+# back from job_runs are put in this one (anything else after it, as stored). deliver: the
+# delivery runs (credits/delivery_runs.py); the status route watches grant and expire only.
+RESULT_ORDER = {**{job.name: job.counts for job in (Grant, Expire)}, "deliver": events.RESULTS}
 JOBS = tuple(RESULT_ORDER)
 
 # A JSON object as the routes answer it; a row as psycopg reads it (dict_row).

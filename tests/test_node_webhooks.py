@@ -80,5 +80,5 @@ def test_the_node_receiver_refuses_a_wrong_secret_and_the_service_says_so(
     url, store, _ = node_receiver
     grant(sql_run, "alice", 10, "a")
     done = events.deliver(pool, settings_for(test_config, url, OTHER_SECRET), None)
-    assert done.delivered == 0 and done.last_error.endswith("HTTP 401")
+    assert done.delivered == 0 and done.last_error.endswith(f"HTTP 401 from {url}")
     assert not store.exists()

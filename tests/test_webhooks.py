@@ -126,7 +126,7 @@ def test_a_failing_receiver_gets_the_event_again_with_the_same_id_and_order_is_k
     done = deliver()
     # alice's first failed: her second waits behind it; bob's goes.
     assert (done.delivered, done.failed) == (1, 1)
-    assert done.last_error.endswith("HTTP 500")
+    assert done.last_error == f"event 1: HTTP 500 from {receiver.url}"
     assert [e["data"]["user_id"] for _, e in receiver.taken] == ["bob"]
     assert deliver().delivered == 0  # backing off
     first = pending(sql_run)[0]
@@ -185,7 +185,7 @@ def test_a_wrong_secret_shows_in_the_route_and_the_cli(
     client = make_app(**{**hooked, "CREDITS_WEBHOOK_SECRET": OTHER_SECRET}).test_client()
     body = client.get("/api/jobs/credits/deliver", headers=auth).get_json()
     assert body["results"]["failed"] == 1 and body["results"]["pending"] == 1
-    assert body["lastError"].endswith("HTTP 401")
+    assert body["lastError"].endswith(f"HTTP 401 from {receiver.url}")
     listed = run_cli("events", "list", "--state", "pending")
     assert listed.exit_code == 0, listed.output
     (event,) = json.loads(listed.stdout)

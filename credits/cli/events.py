@@ -2,10 +2,11 @@
 
 import base64
 import secrets
+import uuid
 
 import click
 
-from credits import events
+from credits import delivery_runs, events
 from credits.cli.base import Context, cli, fail_on, print_json
 
 # The most events `events list` prints; a larger --limit is a usage error.
@@ -51,8 +52,11 @@ def resend(obj: Context, ids: tuple[int, ...], all_given_up: bool) -> None:
 @click.pass_obj
 @fail_on()
 def deliver(obj: Context, budget: float | None) -> None:
-    """Post the due events to CREDITS_WEBHOOK_URL now (and prune past the retention)."""
-    print_json(events.deliver(obj.pool, obj.settings, budget).body())
+    """Post the due events to CREDITS_WEBHOOK_URL now (and prune past the retention), as a run
+    of job deliver (see `runs`)."""
+    job_id = uuid.uuid4()
+    done = delivery_runs.deliver(obj.pool, obj.settings, budget, job_id)
+    print_json({**done.body(), "jobId": str(job_id)})
 
 
 @cli.command("webhook-secret")

@@ -121,7 +121,7 @@ class Run:
                     queries["fail_job_run"],
                     {
                         "job_id": self.job.job_id,
-                        "error": _reason(exc),
+                        "error": failure_reason(exc),
                         "results": Jsonb(self.tally.results),
                     },
                 )
@@ -134,11 +134,11 @@ class Run:
         self.job.log.error(
             "Failed after %dms: %s",
             elapsed,
-            _reason(exc),
+            failure_reason(exc),
             extra={
                 "event": "failed",
                 "duration_ms": elapsed,
-                "error": _reason(exc),
+                "error": failure_reason(exc),
                 "results": self.tally.results,
             },
         )
@@ -241,10 +241,10 @@ def _fold_ledger(conn: Connection, clock: Budget) -> None:
         summary.catch_up(conn, deadline)
     except psycopg.Error as exc:
         # The run's work is done and recorded; the console folds what is left when it reads.
-        logger.warning("Ledger summary not brought up to date: %s", _reason(exc))
+        logger.warning("Ledger summary not brought up to date: %s", failure_reason(exc))
 
 
-def _reason(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
     """A one-line reason for a failed run, fit for job_runs and the log."""
     if isinstance(exc, DatabaseUnavailable):
         return "database unavailable"

@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from credits import db, events, jobs, monitor
+from credits import db, delivery_runs, events, jobs, monitor
 from credits.config import Settings
 from credits.jobs import body, params
 from credits.web import auth
@@ -91,16 +91,18 @@ def expire() -> ResponseReturnValue:
 
 @blueprint.route("/api/jobs/credits/deliver", methods=["GET", "POST"])
 def deliver() -> ResponseReturnValue:
-    """Post the due events to the webhook receiver, within the budget."""
+    """Post the due events to the webhook receiver, within the budget, as a run of job deliver."""
     args = _job_args({"budget"})
     service = _service()
     budget = params.parse_budget(args.get("budget"), service["settings"])
-    done = events.deliver(service["pool"], service["settings"], budget)
+    done = delivery_runs.deliver(service["pool"], service["settings"], budget, g.job_id)
     return jsonify({**done.body(), "jobId": str(g.job_id)})
 
 
 def _deliver_after(run: jobs.JobRun) -> None:
-    """Post the events due with what is left of a job call's budget, when a receiver is set."""
+    """Post the events due with what is left of a job call's budget, when a receiver is set.
+
+    Part of the job's call, not a run of its own: its counts are in the log (docs/EVENTS.md)."""
     settings = _service()["settings"]
     left = params.parse_budget(request.args.get("budget"), settings) - run.duration_ms / 1000
     if settings.webhook_url is None or run.dry_run or left < 1:

@@ -179,7 +179,8 @@ CREATE OR REPLACE TRIGGER balances_events
     REFERENCING NEW TABLE AS new_balances
     FOR EACH STATEMENT EXECUTE FUNCTION credits.record_balance_events();
 
--- A run marked failed or abandoned: credits.job_failed, written with the mark.
+-- A run marked failed or abandoned: credits.job_failed, written with the mark. Not for a
+-- delivery run: its event would go to the very receiver that refused, one more each call.
 CREATE OR REPLACE FUNCTION credits.record_job_failed()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -201,7 +202,8 @@ $$;
 CREATE OR REPLACE TRIGGER job_runs_failed_event
     AFTER UPDATE OF status ON credits.job_runs
     FOR EACH ROW
-    WHEN (NEW.status IN ('failed', 'abandoned') AND OLD.status IS DISTINCT FROM NEW.status)
+    WHEN (NEW.status IN ('failed', 'abandoned') AND OLD.status IS DISTINCT FROM NEW.status
+          AND NEW.job <> 'deliver')
     EXECUTE FUNCTION credits.record_job_failed();
 
 -- The outbox read by the host: up to max_rows events after the event id after_id (0: from

@@ -33,10 +33,10 @@ def promtool(*args):
 
 
 @needs_promtool
-def test_promtool_finds_the_four_alert_rules_valid():
+def test_promtool_finds_the_five_alert_rules_valid():
     result = promtool("check", "rules", "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 4 rules found" in result.stdout
+    assert "SUCCESS: 5 rules found" in result.stdout
 
 
 @needs_promtool
@@ -69,12 +69,13 @@ def rules():
     return [rule for group in groups for rule in group["rules"]]
 
 
-def test_the_rules_are_the_four_alerts():
+def test_the_rules_are_the_five_alerts():
     assert rule_names() == [
         "CreditsJobFailed",
         "CreditsSlowResponses",
         "CreditsHighErrorRate",
         "CreditsNoSuccessIn24h",
+        "CreditsDeliveryFailing",
     ]
 
 
