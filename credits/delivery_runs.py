@@ -1,6 +1,7 @@
 """Delivery runs: each call of the deliver route and of the CLI's `deliver`, recorded as a run
 of job deliver in credits.job_runs, so a receiver refusing every event (a wrong secret) shows
-on the console's Runs page, in `runs` and in /metrics (docs/EVENTS.md, "Delivery runs").
+on the console's Runs page, in `runs` and in /metrics (docs/EVENTS.md, "Delivery runs"). A
+call that attempted no event keeps no row, and runs past the events' retention are deleted.
 
 Deliveries run side by side, each claiming its own events; each run holds a lock of its own
 (sql/lock_deliver_run.sql) so that the next one can tell a run whose process died.
@@ -41,6 +42,11 @@ def deliver(
                 _record_run(conn, job_id, done, failure_reason(exc))
                 raise
             _record_run(conn, job_id, done, None)
+            idle = not (done.delivered or done.failed or done.given_up)
+            with conn.transaction():
+                days, limit = settings.events_retention_days, events.PRUNE
+                prune = {**ids, "idle": idle, "days": days, "limit": limit}
+                conn.execute(queries["prune_deliver_runs"], prune)
         finally:
             _unlock(conn, job_id)
     events.log_delivery(done)

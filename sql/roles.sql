@@ -98,6 +98,11 @@ BEGIN
     );
     EXECUTE format('GRANT EXECUTE ON FUNCTION credits.events_after(bigint, integer) TO %I',
                    service_role);
+    -- Delivery runs that attempted nothing or are past the retention (no other run).
+    EXECUTE format(
+        'GRANT EXECUTE ON FUNCTION credits.prune_delivery_runs(uuid, integer, integer) TO %I',
+        service_role
+    );
 
     -- The ledger's daily summary: read by the console, brought up to date by its functions.
     EXECUTE format('GRANT SELECT ON credits.ledger_days, credits.ledger_summary TO %I',

@@ -130,11 +130,38 @@ def test_a_delivery_that_empties_the_queue_succeeded_and_one_stopped_early_is_pa
     assert succeeded["results"]["lastError"] is None
 
 
-def test_without_a_receiver_the_call_is_a_succeeded_run_of_the_retention(client, auth, sql_run):
-    body = client.get(DELIVER, headers=auth).get_json()
-    (run,) = deliver_runs(sql_run)
-    assert str(run["id"]) == body["jobId"] and run["status"] == "succeeded"
-    assert run["results"]["deleted"] == 0 and run["finished_at"] is not None
+def test_a_call_that_attempted_no_event_keeps_no_run(
+    client,
+    make_app,
+    hooked,  # noqa: F811
+    receiver,  # noqa: F811
+    auth,
+    sql_run,
+):
+    # No receiver set, then a receiver with nothing pending: a call every few minutes keeps
+    # a row only when it had work.
+    for caller in (client, make_app(**hooked).test_client()):
+        body = caller.get(DELIVER, headers=auth).get_json()
+        assert body["success"] and body["complete"] and body["jobId"]
+    assert deliver_runs(sql_run) == []
+    assert receiver.taken == []
+
+
+def test_delivery_runs_past_the_events_retention_of_7_days_are_deleted_and_no_other_run(
+    client, auth, sql_run
+):
+    for job, days in (("deliver", 8), ("deliver", 6), ("grant", 400)):
+        sql_run(
+            "INSERT INTO credits.job_runs (id, job, status, started_at) "
+            "VALUES (%s, %s, 'succeeded', now() - make_interval(days => %s))",
+            (uuid.uuid4(), job, days),
+        )
+    assert client.get(DELIVER, headers=auth).status_code == 200
+    kept = sql_run(
+        "SELECT job, extract(day FROM now() - started_at)::int AS days "
+        "FROM credits.job_runs ORDER BY started_at"
+    )
+    assert kept == [{"job": "grant", "days": 400}, {"job": "deliver", "days": 6}]
 
 
 def test_an_error_during_the_delivery_fails_the_run_with_its_reason(
@@ -178,7 +205,9 @@ def test_a_run_whose_process_died_is_abandoned_by_the_next_and_a_live_one_is_not
             )
         body = client.get(DELIVER, headers=auth).get_json()
     statuses = {str(r["id"]): r["status"] for r in deliver_runs(sql_run)}
-    assert statuses == {str(dead): "abandoned", str(live): "running", body["jobId"]: "succeeded"}
+    # The call itself attempted no event (no receiver), so it keeps no row of its own.
+    assert body["success"]
+    assert statuses == {str(dead): "abandoned", str(live): "running"}
     # An abandoned delivery run writes no credits.job_failed either.
     assert sql_run("SELECT count(*) AS n FROM credits.events")[0]["n"] == 0
 

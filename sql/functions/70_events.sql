@@ -231,11 +231,35 @@ BEGIN
 END
 $$;
 
+-- Delivery runs kept in credits.job_runs only while they tell something: the run p_run when it
+-- attempted no event (a call every few minutes keeps a row only when it had work), and the
+-- delivery runs started more than p_days ago (the events' retention), a bounded number a call.
+-- Only delivery runs: the service's role may delete no other run (sql/roles.sql).
+CREATE OR REPLACE FUNCTION credits.prune_delivery_runs(p_run uuid, p_days integer,
+                                                       p_limit integer)
+RETURNS integer
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH pruned AS (
+        DELETE FROM credits.job_runs r
+         WHERE r.job = 'deliver'
+           AND (r.id = p_run
+                OR r.id = ANY (ARRAY(SELECT o.id FROM credits.job_runs o
+                                      WHERE o.job = 'deliver'
+                                        AND o.started_at < now() - make_interval(days => p_days)
+                                      ORDER BY o.started_at
+                                      LIMIT p_limit)))
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM pruned
+$$;
+
 -- Nobody may call these unless granted (sql/roles.sql): PUBLIC may run any function by default.
 -- The triggers need no grant: a trigger's function is checked when the trigger is made.
 REVOKE ALL ON FUNCTION
     credits.record_ledger_events(),
     credits.record_balance_events(),
     credits.record_job_failed(),
-    credits.events_after(bigint, integer)
+    credits.events_after(bigint, integer),
+    credits.prune_delivery_runs(uuid, integer, integer)
 FROM PUBLIC;
