@@ -5,7 +5,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -228,3 +228,13 @@ def retry_aborted(transaction: Callable[[], T], what: str) -> T:
         except ABORTED as exc:
             logger.warning("%s: %s, retrying (attempt %d)", what, type(exc).__name__, attempt + 1)
     return transaction()  # the last attempt: its error is reported
+
+
+def release_lock(conn: Connection, statement: str, params: Mapping[str, object]) -> None:
+    """Release a session lock (statement: an advisory unlock) in a transaction of its own; a
+    connection that cannot is closed, never handed back to the pool holding the lock."""
+    try:
+        with conn.transaction():
+            conn.execute(statement, params)
+    except psycopg.Error:
+        conn.close()

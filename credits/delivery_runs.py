@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from credits import events
 from credits.config import Settings
-from credits.db import Connection, Pool, connection, queries
+from credits.db import Connection, Pool, connection, queries, release_lock
 from credits.jobs.budget import Budget
 from credits.jobs.engine import failure_reason
 
@@ -48,7 +48,7 @@ def deliver(
                 prune = {**ids, "idle": idle, "days": days, "limit": limit}
                 conn.execute(queries["prune_deliver_runs"], prune)
         finally:
-            _unlock(conn, job_id)
+            release_lock(conn, queries["unlock_deliver_run"], ids)
     events.log_delivery(done)
     return done
 
@@ -72,12 +72,3 @@ def _record_run(
         if error is None:
             raise
         logger.error("Could not record the failure of delivery run %s: %s", job_id, err)
-
-
-def _unlock(conn: Connection, job_id: uuid.UUID) -> None:
-    """Release the run's lock; a connection that cannot is closed, never pooled holding it."""
-    try:
-        with conn.transaction():
-            conn.execute(queries["unlock_deliver_run"], {"job_id": job_id})
-    except psycopg.Error:
-        conn.close()

@@ -28,6 +28,7 @@ from credits.db import (
     connection,
     one,
     queries,
+    release_lock,
 )
 from credits.jobs.budget import Budget
 from credits.jobs.job import Counts, Job, JobRun, RunOptions
@@ -227,11 +228,7 @@ def _job_lock(conn: Connection, job: Job, clock: Budget) -> Iterator[None]:
     try:
         yield
     finally:
-        try:
-            with conn.transaction():
-                conn.execute(queries["unlock_job"], {"job": job.name})
-        except psycopg.Error:
-            conn.close()  # never hand a connection that may hold the lock back to the pool
+        release_lock(conn, queries["unlock_job"], {"job": job.name})
 
 
 def _fold_ledger(conn: Connection, clock: Budget) -> None:
