@@ -5,7 +5,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -230,11 +230,11 @@ def retry_aborted(transaction: Callable[[], T], what: str) -> T:
     return transaction()  # the last attempt: its error is reported
 
 
-def release_lock(conn: Connection, statement: str, params: Mapping[str, object]) -> None:
-    """Release a session lock (statement: an advisory unlock) in a transaction of its own; a
-    connection that cannot is closed, never handed back to the pool holding the lock."""
+def release_lock(conn: Connection, unlock: Callable[[], object]) -> None:
+    """Release a session lock (unlock: its advisory unlock on conn) in a transaction of its own;
+    a connection that cannot is closed, never handed back to the pool holding the lock."""
     try:
         with conn.transaction():
-            conn.execute(statement, params)
+            unlock()
     except psycopg.Error:
         conn.close()

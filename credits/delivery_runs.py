@@ -48,7 +48,7 @@ def deliver(
                 prune = {**ids, "idle": idle, "days": days, "limit": limit}
                 conn.execute(queries["prune_deliver_runs"], prune)
         finally:
-            release_lock(conn, queries["unlock_deliver_run"], ids)
+            release_lock(conn, lambda: conn.execute(queries["unlock_deliver_run"], ids))
     events.log_delivery(done)
     return done
 

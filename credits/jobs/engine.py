@@ -228,7 +228,7 @@ def _job_lock(conn: Connection, job: Job, clock: Budget) -> Iterator[None]:
     try:
         yield
     finally:
-        release_lock(conn, queries["unlock_job"], {"job": job.name})
+        release_lock(conn, lambda: conn.execute(queries["unlock_job"], {"job": job.name}))
 
 
 def _fold_ledger(conn: Connection, clock: Budget) -> None:
