@@ -55,6 +55,7 @@ class Credits:
     subscriptions: dict = field(default_factory=dict)  # id -> Subscription
     batches: dict = field(default_factory=dict)  # reference_id -> Batch
     ledger: list = field(default_factory=list)  # (user_id, type, amount, batch ref, reference)
+    spent: dict = field(default_factory=dict)  # (user_id, reference) -> (service, quantity) asked
 
     def catch_up_from(self, run_date):
         """The first due day before run_date's month a grant covers, or None (its month only).
@@ -109,13 +110,17 @@ class Credits:
             self.last_pass = max(self.last_pass or run_date, run_date)
         return results
 
-    def consume(self, user_id, amount, reference_id, at):
-        """Soonest-expiring first, never-expiring last; all or nothing; once per reference."""
+    def consume(self, user_id, amount, reference_id, at, service=None, quantity=None):
+        """Soonest-expiring first, never-expiring last; all or nothing; once per reference. A
+        replay asks what the first call asked: the same amount, or the same service and
+        quantity (a service's spend of `amount`, its cost times quantity)."""
         earlier = -sum(
             e[2] for e in self.ledger if e[:2] == (user_id, "consume") and e[4] == reference_id
         )
         if earlier:
-            return "replayed" if earlier == amount else "reference reused"
+            asked = self.spent[(user_id, reference_id)]
+            same = asked == (service, quantity) if service else asked[0] is None
+            return "replayed" if same and earlier == amount else "reference reused"
         spendable = self.spendable(user_id, at)
         if sum(b.remaining for b in spendable) < amount:
             return "insufficient"
@@ -127,6 +132,7 @@ class Credits:
             batch.status = "active" if batch.remaining else "consumed"
             amount -= drawn
             self.ledger.append((user_id, "consume", -drawn, batch.reference_id, reference_id))
+        self.spent[(user_id, reference_id)] = (service, quantity)
         return "spent"
 
     def grant_one_off(self, user_id, amount, source, reference_id, expires_at, strict=True):

@@ -315,7 +315,7 @@ class CreditsMachine(RuleBasedStateMachine):
     def spend_service(self, user, quantity, reference, hours):
         self.step("spend_service")
         at = self.moment(hours)
-        expected = self.model.consume(user, CHAT_COST * quantity, reference, at)
+        expected = self.model.consume(user, CHAT_COST * quantity, reference, at, "chat", quantity)
         got = self.outcome(
             lambda: ledger.spend(
                 self.pool,
