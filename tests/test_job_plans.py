@@ -6,12 +6,18 @@ balances were each estimated at one row, so their join was planned as a nested l
 nearly five). These tests read the plans PostgreSQL makes for the statements as the jobs call
 them, on a few rows, where the planner chooses the same."""
 
+import re
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
+import psycopg
 import pytest
 
 from credits.db import queries
+from credits.jobs.budget import Budget
+from credits.jobs.grant import Grant
+from credits.jobs.job import Chunk
+from testing.seeders import add_plan, add_subscribers
 
 JOIN_NODES = {"Nested Loop", "Hash Join", "Merge Join"}
 
@@ -81,3 +87,55 @@ def test_an_expire_chunk_joins_none_of_its_own_parts(sql_run, users):
         "job_id": uuid.uuid4(),
     }
     assert joins_of_ctes(plan_of(sql_run, "expire_batches", params), []) == []
+
+
+def scans_of(node, relation):
+    """Every plan node below node that reads `relation`."""
+    found = [node] if node.get("Relation Name") == relation else []
+    for child in node.get("Plans", []):
+        found += scans_of(child, relation)
+    return found
+
+
+def test_a_prepared_grant_chunk_is_still_planned_with_its_key_bounds(pool, settings, sql_run):
+    """psycopg prepares a statement on its sixth run, and PostgreSQL may then run it on a
+    generic plan, made without the values: as the tables grew, it chose one that read every
+    subscription for each chunk, and the first grant of 10,000,000 grew quadratic. A run's
+    transaction has each of its statements planned with its own values, whatever the session
+    (here a database that asks for generic plans) would do."""
+    add_plan(sql_run, "pro", 100)
+    add_subscribers(sql_run, 9)
+    job = Grant(uuid.uuid4(), settings)
+    chunk = Chunk(
+        date(2026, 7, 31), datetime(2026, 7, 31, tzinfo=timezone.utc), None, "sub-3", "sub-6"
+    )
+    params = {
+        **chunk.__dict__,
+        "eligible_statuses": job.eligible_statuses,
+        "job_id": job.job_id,
+        "failures_kept": 100,
+    }
+    with pool.connection() as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        for _ in range(conn.prepare_threshold + 1):
+            with Budget(None).transaction(conn):
+                job.work_chunk(conn, chunk)
+        [prepared] = conn.execute(
+            "SELECT name FROM pg_prepared_statements "
+            " WHERE statement LIKE '-- grant_due_subscriptions:%%'"
+        ).fetchall()
+        # The statement's values in psycopg's order: $1, $2, ... by first appearance.
+        order = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", queries["grant_due_subscriptions"])))
+        values = ", ".join(["%s"] * len(order))
+        with Budget(None).transaction(conn):
+            [row] = (
+                psycopg.ClientCursor(conn)
+                .execute(
+                    f"EXPLAIN (FORMAT JSON) EXECUTE {prepared['name']}({values})",
+                    [params[key] for key in order],
+                )
+                .fetchall()
+            )
+    [scan] = scans_of(row["QUERY PLAN"][0]["Plan"], "subscriptions")
+    bounds = scan.get("Index Cond", "") + scan.get("Filter", "") + scan.get("Recheck Cond", "")
+    assert "'sub-3'" in bounds and "$" not in bounds, scan
