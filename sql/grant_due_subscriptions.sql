@@ -26,11 +26,17 @@ WITH due AS (
                               %(after_key)s, %(last_key)s)
      WHERE %(keys)s::text[] IS NULL OR subscription_id = ANY (%(keys)s::text[])
 ),
+present AS (
+    -- The balances of the chunk's grantable users that exist (a first grant finds none).
+    SELECT b.user_id
+      FROM credits.balances AS b
+     WHERE b.user_id = ANY (ARRAY(SELECT user_id FROM due WHERE NOT recorded AND failure IS NULL))
+),
 locked AS (
     -- The balances to raise, in user_id order; one an app transaction holds is skipped.
     SELECT b.user_id
       FROM credits.balances AS b
-     WHERE b.user_id = ANY (ARRAY(SELECT user_id FROM due WHERE NOT recorded AND failure IS NULL))
+     WHERE b.user_id = ANY (ARRAY(SELECT user_id FROM present))
      ORDER BY b.user_id
        FOR UPDATE OF b SKIP LOCKED
 ),
@@ -39,12 +45,7 @@ held AS (
     SELECT subscription_id
       FROM due
      WHERE NOT recorded AND failure IS NULL
-       AND user_id IN (SELECT b.user_id
-                         FROM credits.balances AS b
-                        WHERE b.user_id = ANY (ARRAY(SELECT user_id FROM due
-                                                      WHERE NOT recorded AND failure IS NULL))
-                       EXCEPT
-                       SELECT user_id FROM locked)
+       AND user_id = ANY (ARRAY(SELECT user_id FROM present EXCEPT SELECT user_id FROM locked))
 ),
 granted AS (
     INSERT INTO credits.batches
