@@ -170,6 +170,37 @@ def test_each_job_run_brings_the_summary_up_to_date(
     assert summary_by_day(sql_run) == [(today, "subscription", 100, 0, 0, 0)]
 
 
+def test_a_grant_runs_entries_are_folded_without_reading_their_batches(
+    pool, settings, add_plan, subscribe, sql_run, today, database_url
+):
+    """A grant run writes millions of entries at 10,000,000 subscribers; each one's source is
+    known from the entry (a run's grants are subscriptions'), and probing its batch made a third
+    of folding them. Any other grant's source is still its batch's."""
+    add_plan("pro", 100, 30)
+    for i in range(5):
+        subscribe(f"s{i}", f"user-{i}", "pro", "2026-01-10")
+    jobs.grant(pool, settings, date(2026, 3, 15))
+    ledger.grant(pool, ledger.GrantRequest("alice", 7, "promotion", "g1"))
+    sql_run("DELETE FROM credits.ledger_days")
+    sql_run("UPDATE credits.ledger_summary SET through_id = 0")
+    sql_run("SELECT credits.mark_ledger_summary()")
+
+    with psycopg.connect(database_url) as conn, conn.transaction():
+        [(folded,)] = conn.execute("SELECT credits.summarise_ledger(1000)").fetchall()
+        # Scans of the batches, by the table or any of its indexes, in this transaction.
+        [(batch_reads,)] = conn.execute(
+            "SELECT sum(pg_stat_get_xact_numscans(r)) FROM unnest(ARRAY["
+            "    'credits.batches'::regclass::oid, 'credits.batches_pkey'::regclass::oid]) r"
+        ).fetchall()
+
+    assert (folded, batch_reads) == (6, 1)  # the promotion's batch only
+    assert summary_by_day(sql_run) == [
+        (today, "promotion", 7, 0, 0, 0),
+        (today, "subscription", 500, 0, 0, 0),
+    ]
+    assert summary_by_day(sql_run) == ledger_by_day(sql_run)
+
+
 def test_folding_goes_a_chunk_at_a_time_and_stops_at_its_deadline(
     pool, sql_run, monkeypatch, today
 ):

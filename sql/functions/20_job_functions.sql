@@ -24,6 +24,17 @@ AS $$
     SELECT 'subscription:' || subscription_id || ':' || to_char(period_start::timestamp, 'YYYY-MM')
 $$;
 
+-- The source of the batch a grant entry of the ledger made, when the entry itself tells: a grant
+-- run's entries (they carry its job_id) are subscriptions'; NULL for any other grant, whose
+-- source is its batch's. The ledger's summary and the events read it, so that neither probes
+-- the batch of each of a run's millions of entries (a third of folding them, at 10,000,000).
+CREATE OR REPLACE FUNCTION credits.run_grant_source(job_id uuid)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN job_id IS NOT NULL THEN 'subscription' END
+$$;
+
 -- Every subscription due a grant by run_date, with what it would be granted, in the month of
 -- run_date and, for a pass that catches up after the last completed one, in the month before.
 -- Due in a month: an eligible status, started on or before its due day, the due day has come

@@ -36,15 +36,15 @@ BEGIN
          GROUP BY 1, 2, 3
     ),
     made AS (
-        -- A grant run's entries are subscriptions'; any other grant's source is its batch's,
-        -- one probe by primary key (the grant job's million entries need none).
+        -- A grant run's entries need no probe of their batches (credits.run_grant_source); any
+        -- other grant's source is its batch's, one probe by primary key.
         SELECT n.id AS first_id, 'credits.granted' AS type, n.user_id,
                jsonb_build_object('user_id', n.user_id, 'reference_id', n.reference_id,
                                   'amount', n.amount, 'balance', n.balance_after,
                                   'batch_id', n.batch_id,
-                                  'source', CASE WHEN n.job_id IS NOT NULL THEN 'subscription'
-                                            ELSE (SELECT b.source FROM credits.batches b
-                                                   WHERE b.id = n.batch_id) END,
+                                  'source', coalesce(credits.run_grant_source(n.job_id),
+                                                     (SELECT b.source FROM credits.batches b
+                                                       WHERE b.id = n.batch_id)),
                                   'job_id', n.job_id, 'metadata', n.metadata) AS payload
           FROM new_entries n
          WHERE n.type = 'grant'

@@ -66,7 +66,8 @@ LANGUAGE sql STABLE
 AS $$
     SELECT (t.created_at AT TIME ZONE 'UTC')::date,
            CASE WHEN t.type = 'grant'
-                THEN (SELECT b.source FROM credits.batches b WHERE b.id = t.batch_id)
+                THEN coalesce(credits.run_grant_source(t.job_id),
+                              (SELECT b.source FROM credits.batches b WHERE b.id = t.batch_id))
                 ELSE '' END,
            coalesce(sum(t.amount) FILTER (WHERE t.type = 'grant'), 0),
            coalesce(-sum(t.amount) FILTER (WHERE t.type IN ('consume', 'reverse')), 0),
