@@ -35,6 +35,22 @@ def test_benchmark_runs_and_writes_its_report(benchmark_report, monkeypatch):
     assert '"successful": 300' in budgeted
 
 
+def test_a_large_run_measures_each_step_over_http(benchmark_report, monkeypatch):
+    monkeypatch.setenv("CREDITS_CHUNK_SIZE", "50")
+    text = benchmark_report(run, "--subscriptions", "300", "--loop-sample", "20", "--large")
+
+    for step in (
+        "| grant, first run | HTTP |",
+        "| grant again, nothing to do | HTTP |",
+        "| expire N batches | HTTP |",
+        "| steady-state day, 10 due, one month of history | HTTP |",
+        "| grant, first run, N/10 | HTTP |",
+    ):
+        assert step in text, step
+    assert "| CLI |" not in text and text.count("x floor |") == 4
+    assert "grant, first run: N / N/10 <= 11 x" in text
+
+
 def test_growth_run_writes_its_own_section(server_url, tmp_path):
     report = tmp_path / "PERFORMANCE.md"
     report.write_text(f"{BEGIN}\nkept\n{END}\n{GROWTH_BEGIN}\nold\n{GROWTH_END}\n")
