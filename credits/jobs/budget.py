@@ -32,7 +32,8 @@ class Budget:
 
     @contextmanager
     def transaction(self, conn: Connection) -> Iterator[None]:
-        """A run's transaction: no JIT, and no statement waits for a lock past the budget's end."""
+        """A run's transaction: each statement planned with its values, no JIT, and no statement
+        waits for a lock past the budget's end."""
         with conn.transaction():
             lock_timeout = None
             if self.seconds is not None:

@@ -27,7 +27,7 @@ $$;
 -- The source of the batch a grant entry of the ledger made, when the entry itself tells: a grant
 -- run's entries (they carry its job_id) are subscriptions'; NULL for any other grant, whose
 -- source is its batch's. The ledger's summary and the events read it, so that neither probes
--- the batch of each of a run's millions of entries (a third of folding them, at 10,000,000).
+-- the batch of each of a run's millions of entries (two thirds of folding them, at 10,000,000).
 CREATE OR REPLACE FUNCTION credits.run_grant_source(job_id uuid)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
