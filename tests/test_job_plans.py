@@ -4,7 +4,8 @@ A CTE's row count is unknown to the planner until it runs: the grant's batches a
 balances were each estimated at one row, so their join was planned as a nested loop, 25,000 x
 25,000 comparisons a chunk (a minute each; the first grant of a million subscriptions took
 nearly five). These tests read the plans PostgreSQL makes for the statements as the jobs call
-them, on a few rows, where the planner chooses the same."""
+them, on a few rows, where the planner chooses the same. And a chunk is planned with its own
+key bounds even once its statement is prepared."""
 
 import re
 import uuid
