@@ -154,19 +154,25 @@ def timed_call(server, path):
 def calls_until_complete(server, path):
     """Call a budgeted job until it says it is complete, as a cron platform's retries would.
 
-    Answers (seconds in all, the calls' results added up, [(started, ended) of each call]):
-    the windows, in UTC, find each call's statements in the server's log (--server-log).
+    Answers [(seconds, body, (started, ended))] of each call: the windows, in UTC, find each
+    call's statements in the server's log (--server-log).
     """
-    seconds, results, windows = 0.0, None, []
+    calls = []
     while True:
         started = datetime.now(timezone.utc)
-        took, body = timed_call(server, path)
-        windows.append((started, datetime.now(timezone.utc)))
-        seconds += took
-        results = body["results"] if results is None else add_up(results, body["results"])
+        seconds, body = timed_call(server, path)
+        calls.append((seconds, body, (started, datetime.now(timezone.utc))))
         if body["complete"]:
-            return seconds, results, windows
-        check(len(windows) < 10_000, f"{path} makes progress")
+            return calls
+        check(len(calls) < 10_000, f"{path} makes progress")
+
+
+def totals_of(calls):
+    """(seconds in all, the calls' results added up, their windows) of calls_until_complete."""
+    results = calls[0][1]["results"]
+    for _, body, _ in calls[1:]:
+        results = add_up(results, body["results"])
+    return sum(seconds for seconds, _, _ in calls), results, [window for _, _, window in calls]
 
 
 def add_up(results, more):
@@ -210,7 +216,7 @@ def both_ways(bench, template, step, path, cli_args, expect):
         name = bench.new_database(template)
         if how == "HTTP":
             with served(bench, name) as server:
-                seconds, results, _ = calls_until_complete(server, path)
+                seconds, results, _ = totals_of(calls_until_complete(server, path))
                 measured[how] = (seconds, name, worker_peak_rss_mb(server))
         else:
             seconds, body = cli(bench, name, *cli_args)
@@ -272,28 +278,21 @@ def budgeted_calls(bench, template, subscriptions, budget):
     """
     name = bench.new_database(template)
     logged(bench, name)
-    calls, windows = [], []
     with served(bench, name) as server:
-        while True:
-            path = f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget={budget:g}"
-            started = datetime.now(timezone.utc)
-            seconds, body = timed_call(server, path)
-            windows.append((started, datetime.now(timezone.utc)))
-            calls.append((seconds, body))
-            if body["complete"]:
-                break
-            check(len(calls) < 10_000, "the budgeted grant makes progress")
-    outside = outside_chunks(bench, name, windows)
+        calls = calls_until_complete(
+            server, f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget={budget:g}"
+        )
+    outside = outside_chunks(bench, name, [window for _, _, window in calls])
     totals = calls[-1][1]["totals"]
     check(totals["successful"] == subscriptions, "the budgeted grant granted every subscription")
     check(
-        sum(body["results"]["successful"] for _, body in calls) == subscriptions,
+        sum(body["results"]["successful"] for _, body, _ in calls) == subscriptions,
         "the calls' results add up to the subscriptions",
     )
     [(batches,)] = bench.execute(name, "SELECT count(*) FROM credits.batches")
     check(batches == subscriptions, "one batch per subscription")
     bench.drop(name)
-    return [seconds for seconds, _ in calls], totals, outside
+    return [seconds for seconds, _, _ in calls], totals, outside
 
 
 # The statements of a chunk's transaction; everything else a call runs is outside its chunks.
@@ -722,8 +721,8 @@ def scale(bench, base, results, loop_sample):
     )
     small = seed(bench, n // 10)
     with served(bench, bench.new_database(small)) as server:
-        tenth, _, _ = calls_until_complete(
-            server, f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget=270"
+        tenth, _, _ = totals_of(
+            calls_until_complete(server, f"/api/jobs/credits/grant?date={FIRST_GRANT}&budget=270")
         )
         results.rss = (granted["HTTP"][2], worker_peak_rss_mb(server))
     bench.record("grant, first run, N/10", "HTTP", tenth, f"{n // 10:,} subscriptions")
@@ -806,7 +805,7 @@ def large_steps(bench, base, results):
 
     def measure(name, step, path, expect):
         with served(bench, name) as server:
-            seconds, answer, windows = calls_until_complete(server, path)
+            seconds, answer, windows = totals_of(calls_until_complete(server, path))
             rss = worker_peak_rss_mb(server)
         expect(answer)
         bench.record(step, "HTTP", seconds, json.dumps(answer))
