@@ -181,12 +181,17 @@ def _post_due(conn: Connection, url: str, secret: str, clock: Budget, done: Deli
             if not events:
                 done.complete = True
                 return
+            held: set[str | None] = set()  # users whose event failed in this claim
             for event in events:
                 left = _seconds_left(clock)
                 if left is not None and left < 1 or in_a_row >= FAILURES_IN_A_ROW:
                     return  # the events not posted are unlocked, untouched, when this commits
+                if event["user_id"] in held:
+                    continue  # behind its user's failed event, untouched: it waits for the retry
                 error = post(url, secret, event, min(TIMEOUT, left or TIMEOUT))
                 in_a_row = _record(conn, event, error, done, in_a_row)
+                if error is not None:
+                    held.add(event["user_id"])
         clock.chunk_took(time.monotonic() - started)
         if in_a_row >= FAILURES_IN_A_ROW:
             return

@@ -90,7 +90,7 @@ BEGIN
     -- The events outbox (docs/EVENTS.md): the changes' triggers write it as the owner; the
     -- service announces batches lapsing soon, marks deliveries and prunes past the retention.
     EXECUTE format('GRANT SELECT ON credits.notifications TO %I', service_role);
-    EXECUTE format('GRANT SELECT, INSERT ON credits.batch_notices TO %I', service_role);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON credits.notice_horizon TO %I', service_role);
     EXECUTE format('GRANT SELECT, INSERT, DELETE ON credits.events TO %I', service_role);
     EXECUTE format(
         'GRANT UPDATE (delivered_at, attempts, next_attempt_at, last_error, given_up_at) '

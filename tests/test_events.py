@@ -201,6 +201,50 @@ def test_the_read_function_pages_by_cursor_and_refuses_bad_arguments(sql_run):
             sql_run(f"SELECT * FROM credits.events_after({bad})")
 
 
+def scan(pool):
+    """One expiring-soon scan now, in its own transaction, as the expire job runs it."""
+    with db.connection(pool) as conn, conn.transaction():
+        return events.notice_expiring(conn, None)
+
+
+def soon_batches(sql_run):
+    soon = [e for e in outbox(sql_run) if e["type"] == "credits.expiring_soon"]
+    return [e["payload"]["batch_id"] for e in soon]
+
+
+def test_a_batch_committed_after_a_scan_began_is_announced_by_the_next_scan_once(
+    database_url, pool, sql_run
+):
+    notifications(sql_run, expiring_days=7)
+    with psycopg.connect(database_url) as writer:  # a transaction open across the scan
+        writer.execute("SELECT credits.grant_credits('bob', 5, 'bonus', 'late', 3)")
+        assert scan(pool) == 0  # it cannot see bob's batch yet
+    [batch] = sql_run("SELECT id FROM credits.batches WHERE user_id = 'bob'")
+    assert scan(pool) == 1 and soon_batches(sql_run) == [batch["id"]]
+    assert scan(pool) == 0
+
+
+def test_a_batch_announced_is_not_announced_again_after_a_spend_from_it(pool, sql_run):
+    notifications(sql_run, expiring_days=7)
+    grant(sql_run, "alice", 10, "a", 3)
+    assert scan(pool) == 1
+    sql_run("SELECT credits.spend('alice', 4, 'order-1')")
+    grant(sql_run, "alice", 10, "b", 30)  # lapses past the horizon: not yet
+    assert scan(pool) == 0
+    assert len(soon_batches(sql_run)) == 1
+
+
+def test_a_scan_that_rolls_back_leaves_its_batches_to_the_next(pool, sql_run):
+    notifications(sql_run, expiring_days=7)
+    grant(sql_run, "alice", 10, "a", 3)
+    with db.connection(pool) as conn:
+        with pytest.raises(RuntimeError), conn.transaction():
+            assert events.notice_expiring(conn, None) == 1
+            raise RuntimeError("the expire job failed after its scan")
+    assert soon_batches(sql_run) == []
+    assert scan(pool) == 1 and len(soon_batches(sql_run)) == 1
+
+
 def test_notice_statement_without_the_setting_writes_nothing(pool, sql_run):
     grant(sql_run, "alice", 10, "a", 3)
     with pool.connection() as conn:

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from credits import config, db, schema
+from credits import config, db, events, schema
 from testing.databases import migrate, scratch_database
 from testing.dumps import client_program, schema_dump
 from testing.invariant import invariant_violations
@@ -115,6 +115,40 @@ def test_a_database_of_an_earlier_release_upgraded_equals_a_fresh_install_and_ve
     [spent] = run(empty_url, "SELECT credits.spend('alice', 10, 'order-2') AS answer")
     assert spent["answer"]["balance"] == 50
     assert invariant_violations(empty_url) == ([], 0)
+
+
+def test_the_batches_announced_before_the_notice_horizon_are_not_announced_again(empty_url):
+    """0010 replaces one notice row per batch by the last scan's horizon: a batch announced
+    before it gets no second notice, one due that had none gets it from the next scan."""
+    run(empty_url, b"\n".join(m.sql for m in schema.migrations() if m.version <= 9))
+    run(
+        empty_url,
+        """
+        INSERT INTO credits.notifications VALUES (true, 7, NULL);
+        INSERT INTO credits.batches (user_id, source, reference_id, amount, remaining, expires_at)
+        VALUES ('alice', 'bonus', 'announced', 10, 10, now() + interval '3 days'),
+               ('alice', 'bonus', 'due, not announced', 10, 10, now() + interval '2 days'),
+               ('alice', 'bonus', 'later', 10, 10, now() + interval '20 days');
+        INSERT INTO credits.batch_notices (batch_id) VALUES (1);
+        """,
+    )
+    start_service(empty_url)
+    assert run(empty_url, "SELECT to_regclass('credits.batch_notices') AS t") == [{"t": None}]
+
+    def scan(days_on):
+        with psycopg.connect(empty_url, row_factory=dict_row) as conn:
+            at = conn.execute("SELECT now() + make_interval(days => %s) AS at", (days_on,))
+            events.notice_expiring(conn, at.fetchone()["at"])
+        announced = run(
+            empty_url,
+            "SELECT (payload->>'batch_id')::bigint AS batch FROM credits.events "
+            "WHERE type = 'credits.expiring_soon' ORDER BY id",
+        )
+        return [row["batch"] for row in announced]
+
+    assert scan(0) == [2]
+    assert scan(14) == [2, 3]
+    assert scan(15) == [2, 3]
 
 
 def test_each_migration_records_itself_once(empty_url):

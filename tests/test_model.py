@@ -98,7 +98,7 @@ class CreditsMachine(RuleBasedStateMachine):
             "credits.job_progress, credits.subscription_grants, credits.subscriptions, "
             "credits.plans, credits.packages, credits.services, credits.registration, "
             "credits.limits, credits.console_actions, credits.job_run_failures, credits.events, "
-            "credits.low_balances, credits.batch_notices RESTART IDENTITY"
+            "credits.low_balances, credits.notice_horizon RESTART IDENTITY"
         )
         for package_id, (credits, bonus, validity_days) in PACKAGES.items():
             self.sql(

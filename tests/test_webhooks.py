@@ -7,6 +7,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -137,6 +138,50 @@ def test_a_failing_receiver_gets_the_event_again_with_the_same_id_and_order_is_k
         (i, e["data"]["amount"]) for i, e in receiver.requests if e["data"]["user_id"] == "alice"
     ]
     assert alice == [(alice[0][0], 10), (alice[0][0], 10), (alice[2][0], 20)]
+
+
+def test_a_users_backlog_behind_a_failed_event_holds_back_no_other_user(sql_run, receiver, deliver):
+    # More of alice's events than one claim takes, then bob's: her first fails, and the rest
+    # of hers wait for its retry while bob's goes out in the same call.
+    for n in range(events.CLAIM + 20):
+        grant(sql_run, "alice", n + 1, f"a{n}")
+    grant(sql_run, "bob", 5, "b")
+    receiver.answers = [500]
+    done = deliver()
+    assert (done.delivered, done.failed, done.complete) == (1, 1, True)
+    assert [e["data"]["user_id"] for _, e in receiver.taken] == ["bob"]
+    due_now(sql_run)
+    assert deliver().delivered == events.CLAIM + 20
+    alice = [e["data"]["amount"] for _, e in receiver.taken if e["data"]["user_id"] == "alice"]
+    assert alice == list(range(1, events.CLAIM + 21))
+
+
+def test_an_event_another_delivery_holds_keeps_its_users_later_events_back(
+    sql_run, receiver, deliver, database_url
+):
+    grant(sql_run, "alice", 10, "a")
+    grant(sql_run, "alice", 20, "b")
+    grant(sql_run, "bob", 5, "c")
+    first = sql_run("SELECT min(id) AS id FROM credits.events")[0]["id"]
+    with psycopg.connect(database_url) as other:  # a delivery posting alice's first event
+        other.execute("SELECT FROM credits.events WHERE id = %s FOR UPDATE", (first,))
+        done = deliver()
+        assert done.delivered == 1
+        assert [e["data"]["user_id"] for _, e in receiver.taken] == ["bob"]
+    assert deliver().delivered == 2
+    assert [e["data"]["amount"] for _, e in receiver.taken] == [5, 10, 20]
+
+
+def test_an_event_sent_again_goes_out_before_its_users_later_retry(sql_run, receiver, deliver):
+    grant(sql_run, "alice", 10, "a")
+    grant(sql_run, "alice", 20, "b")
+    sql_run("UPDATE credits.events SET given_up_at = now() WHERE id = 1")  # alice's first
+    receiver.answers = [500]
+    assert deliver().failed == 1  # her second, now her oldest, fails: a retry
+    sql_run("UPDATE credits.events SET given_up_at = NULL WHERE id = 1")  # `events resend 1`
+    due_now(sql_run)
+    assert deliver().delivered == 2
+    assert [e["data"]["amount"] for _, e in receiver.taken] == [10, 20]
 
 
 def test_a_hanging_receiver_is_timed_out_and_tried_again(sql_run, receiver, deliver, monkeypatch):
