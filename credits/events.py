@@ -228,7 +228,11 @@ def notice_expiring(conn: Connection, cutoff: datetime | None) -> int:
     """Write credits.expiring_soon for the batches lapsing soon after cutoff (None: now), in the
     caller's transaction."""
     conn.execute(queries["lock_expiring_notices"])
-    row = one(conn.execute(queries["notice_expiring_batches"], {"cutoff": cutoff}))
+    conn.execute(queries["set_run_limits"], {"lock_timeout": None})  # planned with its reach
+    reach = conn.execute(queries["read_notice_horizon"], {"cutoff": cutoff}).fetchone()
+    if reach is None:
+        return 0  # no [notifications] expiring_days
+    row = one(conn.execute(queries["notice_expiring_batches"], reach))
     if row["last_id"] is not None:
         conn.execute(queries["notify_events"], {"last_id": row["last_id"]})
     noticed: int = row["noticed"]
