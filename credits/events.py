@@ -232,10 +232,9 @@ def notice_expiring(conn: Connection, cutoff: datetime | None) -> int:
     reach = conn.execute(queries["read_notice_horizon"], {"cutoff": cutoff}).fetchone()
     if reach is None:
         return 0  # no [notifications] expiring_days
-    row = one(conn.execute(queries["notice_expiring_batches"], reach))
-    if row["last_id"] is not None:
-        conn.execute(queries["notify_events"], {"last_id": row["last_id"]})
-    noticed: int = row["noticed"]
+    noticed = conn.execute(queries["notice_expiring_batches"], reach).rowcount
+    if noticed:
+        conn.execute(queries["notify_events"])
     return noticed
 
 

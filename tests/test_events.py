@@ -234,6 +234,17 @@ def test_a_batch_announced_is_not_announced_again_after_a_spend_from_it(pool, sq
     assert len(soon_batches(sql_run)) == 1
 
 
+def test_a_listener_hears_of_a_scans_events_once_it_commits(database_url, pool, sql_run):
+    notifications(sql_run, expiring_days=7)
+    grant(sql_run, "alice", 10, "a", 3)
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute("LISTEN credits_events")
+        assert scan(pool) == 1
+        (note,) = list(listener.notifies(timeout=5, stop_after=1))
+    assert int(note.payload) == outbox(sql_run)[-1]["id"]
+    assert outbox(sql_run)[-1]["type"] == "credits.expiring_soon"
+
+
 def test_a_scan_that_rolls_back_leaves_its_batches_to_the_next(pool, sql_run):
     notifications(sql_run, expiring_days=7)
     grant(sql_run, "alice", 10, "a", 3)
