@@ -245,6 +245,19 @@ def test_a_listener_hears_of_a_scans_events_once_it_commits(database_url, pool, 
     assert outbox(sql_run)[-1]["type"] == "credits.expiring_soon"
 
 
+def test_a_batch_spent_to_nothing_at_its_scan_gets_no_notice_once_given_back(pool, sql_run):
+    # As docs/EVENTS.md says: the scan that reaches a batch announces it if it holds credits.
+    notifications(sql_run, expiring_days=7)
+    grant(sql_run, "alice", 10, "a", 3)
+    sql_run("SELECT credits.spend('alice', 10, 'order-1')")
+    assert scan(pool) == 0
+    sql_run("SELECT credits.reverse_spend('alice', 'order-1')")
+    assert sql_run("SELECT status, remaining FROM credits.batches") == [
+        {"status": "active", "remaining": 10}
+    ]
+    assert scan(pool) == 0 and soon_batches(sql_run) == []
+
+
 def test_a_scan_that_rolls_back_leaves_its_batches_to_the_next(pool, sql_run):
     notifications(sql_run, expiring_days=7)
     grant(sql_run, "alice", 10, "a", 3)
