@@ -2,7 +2,7 @@
 
 from click.testing import CliRunner
 
-from bench import run
+from bench import events, run, writes
 from bench.run import BEGIN, END, GROWTH_BEGIN, GROWTH_END, main
 
 
@@ -69,3 +69,32 @@ def test_growth_run_writes_its_own_section(server_url, tmp_path):
     assert "a day, the database itself, 24 months <= 1.2 x 1 month" in text
     # 24 monthly batches of every subscription are in the history, all expired.
     assert "| batches | table |" in text
+
+
+def test_events_run_times_the_scan_and_its_parts(server_url):
+    result = CliRunner().invoke(events.main, ["--server", server_url, "--subscriptions", "300"])
+
+    assert result.exit_code == 0, result.output
+    for step in (
+        "grant, first run, events off",
+        "grant, first run, events on",
+        "expiring-soon scan",
+        "scan's payloads built, nothing written",
+        "scan's rows written, payload built once",
+    ):
+        assert step in result.output, step
+    assert result.output.count("x floor") == 3
+
+
+def test_writes_run_times_each_table_a_job_writes(server_url):
+    result = CliRunner().invoke(writes.main, ["--server", server_url, "--subscriptions", "300"])
+
+    assert result.exit_code == 0, result.output
+    for table in writes.TABLES:
+        assert f"first grant's {table} " in result.output, table
+    for table in writes.EXPIRE:
+        assert f"expire's {table} " in result.output, table
+    for job in ("first grant", "expire"):
+        assert f"{job}'s writes, one after another" in result.output
+        assert f"{job}'s writes, two halves at once" in result.output
+    assert result.output.count("x floor") == 13
