@@ -9,7 +9,6 @@ payloads and its writes are then timed apart on the granted database (SCAN_PARTS
 """
 
 import time
-from contextlib import ExitStack
 from datetime import datetime, timezone
 from statistics import median
 
@@ -17,9 +16,8 @@ import click
 import psycopg
 from psycopg.rows import dict_row
 
-from bench.run import FIRST_GRANT, Bench, check, cli, floor, seed
+from bench.run import FIRST_GRANT, benched, check, cli, floor, seed
 from credits import events
-from testing.databases import embedded_server
 
 TRIGGERS = (
     "ALTER TABLE credits.transactions DISABLE TRIGGER transactions_events",
@@ -91,11 +89,7 @@ def timed_part(bench, name, statement):
 @click.option("--subscriptions", default=1_000_000, show_default=True)
 def main(server_url, subscriptions):
     """Measure the outbox's cost on the grant and the expiring-soon scan against the floor."""
-    with ExitStack() as stack:
-        if server_url is None:
-            server_url = stack.enter_context(embedded_server())
-        bench = Bench(server_url, click.echo)
-        stack.callback(bench.drop_all)
+    with benched(server_url) as bench:
         base = seed(bench, subscriptions)
         floor_seconds = floor(bench, bench.new_database(base))
         bench.record("floor: INSERT ... SELECT", "SQL", floor_seconds, f"{subscriptions:,} rows")

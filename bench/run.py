@@ -92,6 +92,17 @@ class Bench:
             drop_database(self.server_url, name)
 
 
+@contextmanager
+def benched(server_url):
+    """A Bench on server_url (None: the embedded PostgreSQL); its databases are dropped after."""
+    with ExitStack() as stack:
+        if server_url is None:
+            server_url = stack.enter_context(embedded_server())
+        bench = Bench(server_url, click.echo)
+        stack.callback(bench.drop_all)
+        yield bench
+
+
 def seed(bench, subscriptions):
     """A database with the schema, two plans and `subscriptions` active subscriptions."""
     name = bench.new_database()

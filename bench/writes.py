@@ -15,13 +15,11 @@ shape of sql/functions/70_events.sql's.
 
 import threading
 import time
-from contextlib import ExitStack
 
 import click
 import psycopg
 
-from bench.run import Bench, floor, seed
-from testing.databases import embedded_server
+from bench.run import benched, floor, seed
 
 TABLES = ("batches", "balances", "transactions", "subscription_grants", "events")
 JOB_ID = "6b9c7aaf-48d3-4006-8000-000000000000"
@@ -118,11 +116,7 @@ def timed_halves(bench, name, statements):
 @click.option("--subscriptions", default=1_000_000, show_default=True)
 def main(server_url, subscriptions):
     """Measure the rows a first grant and an expire must write against the floor."""
-    with ExitStack() as stack:
-        if server_url is None:
-            server_url = stack.enter_context(embedded_server())
-        bench = Bench(server_url, click.echo)
-        stack.callback(bench.drop_all)
+    with benched(server_url) as bench:
         name = bench.new_database(seed(bench, subscriptions))
         floor_seconds = floor(bench, name)
         bench.record("floor: INSERT ... SELECT", "SQL", floor_seconds, f"{subscriptions:,} rows")
