@@ -22,6 +22,8 @@ import psycopg
 from bench.run import benched, floor, seed
 
 TABLES = ("batches", "balances", "transactions", "subscription_grants", "events")
+# A batch id for each subscription: the number in its id as bench.run's seed writes it
+# (sub_00000001); the run's job id.
 JOB_ID = "6b9c7aaf-48d3-4006-8000-000000000000"
 GRANT = {
     "batches": """
